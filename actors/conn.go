@@ -1,0 +1,232 @@
+package actors
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/wire"
+)
+
+// Batch limits of the reader: how many messages it hands to the Emitter at once.
+const readBatch = 256
+
+// connState is one connection of a peer: its reader and writer goroutines, the
+// channels the Peer actor steers them with, and the actor's bookkeeping. Fields under
+// "actor-owned" are touched only inside the Peer actor's Receive.
+type connState struct {
+	conn transport.Conn
+	node *node
+	pid  *actor.PID
+
+	ctrl       chan wire.Message // pings, pongs; dropped when full
+	enable     chan enableData   // cap 1: start draining the peer's send queue
+	bye        chan wire.Goodbye // cap 1: write this last, then stop
+	abort      chan struct{}     // closed to stop both goroutines at once
+	abortOnce  sync.Once
+	gate       chan struct{} // closed when the reader may deliver data
+	gateOnce   sync.Once
+	writerDone chan struct{} // closed when the writer has stopped
+	lastRead   atomic.Int64  // clock time (UnixNano) of the last frame read
+
+	// actor-owned
+	sentBye     bool
+	byeAt       time.Time
+	gotBye      bool
+	readerOver  bool
+	writerOver  bool
+	closed      bool
+	wasActive   bool
+	activeSeq   uint64    // order of activation among the peer's connections
+	awaitingAct time.Time // larger side: when it started waiting for Activate
+	closeReason string    // why we closed it, if we did
+	pingSeq     uint64
+	pingAt      time.Time
+}
+
+// enableData lets the writer drain queue once after is closed (the previous
+// connection's writer is through), writing Activate first when activate is set.
+type enableData struct {
+	queue    *sendQueue
+	after    <-chan struct{}
+	activate bool
+}
+
+func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
+	cs := &connState{
+		conn:       c,
+		node:       n,
+		pid:        pid,
+		ctrl:       make(chan wire.Message, 16),
+		enable:     make(chan enableData, 1),
+		bye:        make(chan wire.Goodbye, 1),
+		abort:      make(chan struct{}),
+		gate:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	cs.lastRead.Store(n.clock.Now().UnixNano())
+	return cs
+}
+
+// start runs the reader and writer.
+func (cs *connState) start() {
+	cs.node.wg.Add(2)
+	go cs.readLoop()
+	go cs.writeLoop()
+}
+
+func (cs *connState) openGate()  { cs.gateOnce.Do(func() { close(cs.gate) }) }
+func (cs *connState) stopAll()   { cs.abortOnce.Do(func() { close(cs.abort) }) }
+func (cs *connState) send(m any) { cs.node.engine.Send(cs.pid, m) }
+
+// control queues a control frame without blocking; a full queue drops it (pings are
+// retried, and a connection that cannot take a pong is about to time out anyway).
+func (cs *connState) control(m wire.Message) {
+	select {
+	case cs.ctrl <- m:
+	default:
+	}
+}
+
+// readLoop reads frames until the peer's Goodbye or an error. Data goes to the Emitter
+// in batches, once the gate is open; everything else goes to the Peer actor.
+func (cs *connState) readLoop() {
+	defer cs.node.wg.Done()
+	from := cs.conn.PeerID()
+	batch := make([]Event, 0, readBatch)
+	flush := func() bool {
+		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case <-cs.gate:
+		case <-cs.abort:
+			return false
+		}
+		ok := cs.node.emit.Data(batch, cs.abort)
+		clear(batch)
+		batch = batch[:0]
+		return ok
+	}
+	for {
+		m, err := cs.conn.Read()
+		if err != nil {
+			flush()
+			cs.send(readerEnded{cs: cs, err: err})
+			return
+		}
+		switch m := m.(type) {
+		case wire.Data:
+			batch = append(batch, Message{From: from, Data: m})
+		case wire.Ping:
+			cs.control(wire.Pong(m))
+		case wire.Goodbye:
+			flush()
+			cs.send(readerEnded{cs: cs, bye: &m})
+			return
+		case wire.Pong, wire.Activate:
+			if !flush() {
+				cs.send(readerEnded{cs: cs, err: errAborted})
+				return
+			}
+			cs.send(connControl{cs: cs, msg: m})
+		case wire.Unknown:
+			cs.node.log.Debug("skipping unknown message type", "peer", from.Short(), "type", m.Tag)
+		default:
+			flush()
+			cs.send(readerEnded{cs: cs, err: errProtocol(m)})
+			return
+		}
+		if len(batch) >= readBatch || cs.conn.Buffered() == 0 {
+			if !flush() {
+				cs.send(readerEnded{cs: cs, err: errAborted})
+				return
+			}
+		}
+	}
+}
+
+// writeLoop writes control frames at once and, once enabled, the peer's queued data,
+// flushing after each burst. It stops after writing a Goodbye, on abort, or on error.
+func (cs *connState) writeLoop() {
+	defer cs.node.wg.Done()
+	defer close(cs.writerDone)
+	err := cs.write()
+	if errors.Is(err, errAborted) {
+		return
+	}
+	cs.send(writerEnded{cs: cs, err: err})
+}
+
+func (cs *connState) write() error {
+	var (
+		q     *sendQueue
+		ready chan struct{} // nil until enabled: a nil channel never fires
+	)
+	for {
+		select {
+		case m := <-cs.ctrl:
+			if err := cs.conn.Write(m); err != nil {
+				return err
+			}
+		case en := <-cs.enable:
+			select {
+			case <-en.after:
+			case <-cs.abort:
+				return errAborted
+			}
+			if en.activate {
+				if err := cs.conn.Write(wire.Activate{}); err != nil {
+					return err
+				}
+			}
+			q, ready = en.queue, en.queue.ready
+		case <-ready:
+		case g := <-cs.bye:
+			// The previous burst was flushed; what is queued now stays for the next
+			// connection. Goodbye is the last frame.
+			if err := cs.conn.Write(g); err != nil {
+				return err
+			}
+			return cs.conn.Flush()
+		case <-cs.abort:
+			return errAborted
+		}
+		if ready != nil {
+			if err := cs.writeQueued(q); err != nil {
+				return err
+			}
+		}
+		if err := cs.conn.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// writeQueued writes everything in the queue, repeatedly, until it is empty or a
+// Goodbye or abort is pending.
+func (cs *connState) writeQueued(q *sendQueue) error {
+	for len(cs.bye) == 0 {
+		batch := q.pop()
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, msg := range batch {
+			if err := cs.conn.Write(wire.Data(msg)); err != nil {
+				return err
+			}
+		}
+		clear(batch)
+		select {
+		case <-cs.abort:
+			return errAborted
+		default:
+		}
+	}
+	return nil
+}

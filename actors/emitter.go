@@ -1,0 +1,141 @@
+package actors
+
+import "sync"
+
+// Emitter is the one ordered path from the node to the application's event channel.
+// Control events (connected, lost, listener) are always admitted, so an actor never
+// blocks on a slow application; data events are admitted only while fewer than a bound
+// are waiting, so a reader goroutine blocks instead and TCP flow control pushes back on
+// the sender. Both share one FIFO, so a peer's PeerConnected comes before its messages
+// and its PeerLost after them.
+type Emitter struct {
+	out chan Event
+
+	mu      sync.Mutex
+	queue   []Event
+	spare   []Event
+	data    int           // data events queued or being delivered
+	maxData int           // bound on data
+	space   chan struct{} // closed when data drops below maxData, if someone waits
+	wake    chan struct{} // cap 1: the dispatcher has work
+	done    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the dispatcher returns
+	closed  bool
+}
+
+// NewEmitter returns an Emitter whose channel has capacity buffer and which holds at
+// most maxData data events beyond it. Call Run in a goroutine.
+func NewEmitter(buffer, maxData int) *Emitter {
+	return &Emitter{
+		out:     make(chan Event, buffer),
+		maxData: maxData,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+	}
+}
+
+// Events is the application's channel. It is closed after Close.
+func (e *Emitter) Events() <-chan Event { return e.out }
+
+// Control queues a control event. It never blocks.
+func (e *Emitter) Control(ev Event) {
+	e.mu.Lock()
+	if !e.closed {
+		e.queue = append(e.queue, ev)
+	}
+	e.mu.Unlock()
+	e.signal()
+}
+
+// Data queues data events, waiting while the bound is reached. It returns false,
+// dropping evs, if abort is closed or the Emitter is closed first.
+func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return false
+		}
+		if e.data < e.maxData {
+			e.queue = append(e.queue, evs...)
+			e.data += len(evs)
+			e.mu.Unlock()
+			e.signal()
+			return true
+		}
+		if e.space == nil {
+			e.space = make(chan struct{})
+		}
+		space := e.space
+		e.mu.Unlock()
+		select {
+		case <-space:
+		case <-abort:
+			return false
+		case <-e.done:
+			return false
+		}
+	}
+}
+
+func (e *Emitter) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers events until Close, then closes the channel.
+func (e *Emitter) Run() {
+	defer close(e.exited)
+	defer close(e.out)
+	for {
+		select {
+		case <-e.wake:
+		case <-e.done:
+			return
+		}
+		for {
+			e.mu.Lock()
+			batch := e.queue
+			e.queue, e.spare = e.spare[:0], nil
+			e.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			delivered := 0
+			for _, ev := range batch {
+				select {
+				case e.out <- ev:
+				case <-e.done:
+					return
+				}
+				if _, ok := ev.(Message); ok {
+					delivered++
+				}
+			}
+			clear(batch)
+			e.mu.Lock()
+			e.spare = batch[:0]
+			e.data -= delivered
+			if e.space != nil && e.data < e.maxData {
+				close(e.space)
+				e.space = nil
+			}
+			e.mu.Unlock()
+		}
+	}
+}
+
+// Close stops delivery; events not yet delivered are dropped. It waits for Run to
+// return. Safe to call more than once.
+func (e *Emitter) Close() {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.done)
+	}
+	e.mu.Unlock()
+	<-e.exited
+}

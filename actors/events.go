@@ -1,0 +1,63 @@
+package actors
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// Event is something that happened, delivered on the Service's event channel.
+type Event interface{ isEvent() }
+
+// PeerConnected reports that a peer is connected: the first connection of the pair is
+// live. It comes once per peer until a PeerLost.
+type PeerConnected struct {
+	// ID is the peer.
+	ID identity.NodeID
+	// Kind is how the connection was made, e.g. "tcp-direct".
+	Kind string
+	// Addr is the peer's address on that connection.
+	Addr netip.AddrPort
+	// RTT is the round-trip time measured during the handshake.
+	RTT time.Duration
+	// Outbound reports whether we dialled.
+	Outbound bool
+}
+
+// PeerLost reports that the peer's connection ended. Messages queued for it are dropped.
+type PeerLost struct {
+	// ID is the peer.
+	ID identity.NodeID
+	// Reason says why, e.g. "peer shut down" or "no frame for 12s".
+	Reason string
+}
+
+// Message is a message from a peer. Data is owned by the receiver.
+type Message struct {
+	// From is the sender.
+	From identity.NodeID
+	// Data is the payload, as passed to Send.
+	Data []byte
+}
+
+// ListenerStarted reports a listener accepting connections.
+type ListenerStarted struct {
+	// Endpoint is where it listens.
+	Endpoint transport.Endpoint
+}
+
+// ListenerFailed reports a listener that could not start or stopped with an error.
+type ListenerFailed struct {
+	// Addr is the address it tried.
+	Addr string
+	// Err says why.
+	Err error
+}
+
+func (PeerConnected) isEvent()   {}
+func (PeerLost) isEvent()        {}
+func (Message) isEvent()         {}
+func (ListenerStarted) isEvent() {}
+func (ListenerFailed) isEvent()  {}

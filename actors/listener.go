@@ -1,0 +1,102 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/crust-p2p/crust/transport"
+)
+
+// listener is the actor for one transport listener. Its accept loop runs TLS
+// handshakes in goroutines, each bounded by HandshakeTimeout, at most
+// MaxPendingHandshakes at once: beyond that a new connection is closed at once, so a
+// flood of half-open connections costs sockets, not goroutines or memory. Handshaken
+// connections go to the Supervisor.
+type listener struct {
+	n          *node
+	ln         transport.Listener
+	supervisor *actor.PID
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	pending    atomic.Int32
+	refused    atomic.Int64
+}
+
+func newListener(n *node, ln transport.Listener, supervisor *actor.PID) actor.Producer {
+	return func() actor.Receiver {
+		return &listener{n: n, ln: ln, supervisor: supervisor}
+	}
+}
+
+func (l *listener) Receive(c *actor.Context) {
+	switch c.Message().(type) {
+	case actor.Started:
+		var ctx context.Context
+		ctx, l.cancel = context.WithCancel(l.n.ctx)
+		l.n.emit.Control(ListenerStarted{Endpoint: l.ln.Endpoint()})
+		l.n.log.Info("listening", "endpoint", l.ln.Endpoint())
+		l.wg.Add(1)
+		go l.acceptLoop(ctx)
+	case actor.Stopped:
+		// Stop accepting, abort handshakes in flight, and wait for them: a connection
+		// handed to the Supervisor after this would find no one to take it.
+		if l.cancel != nil {
+			l.cancel()
+		}
+		l.ln.Close()
+		l.wg.Wait()
+	}
+}
+
+func (l *listener) acceptLoop(ctx context.Context) {
+	defer l.wg.Done()
+	var backoff time.Duration
+	for {
+		in, err := l.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.n.log.Warn("accept failed", "endpoint", l.ln.Endpoint(), "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		backoff = 0
+		if int(l.pending.Load()) >= l.n.cfg.MaxPendingHandshakes {
+			if l.refused.Add(1)%100 == 1 {
+				l.n.log.Warn("too many handshakes in progress; refusing connections",
+					"endpoint", l.ln.Endpoint(), "limit", l.n.cfg.MaxPendingHandshakes, "refused_total", l.refused.Load())
+			}
+			in.Close()
+			continue
+		}
+		l.pending.Add(1)
+		l.wg.Add(1)
+		go l.handshake(ctx, in)
+	}
+}
+
+func (l *listener) handshake(ctx context.Context, in transport.Incoming) {
+	defer l.wg.Done()
+	defer l.pending.Add(-1)
+	ctx, cancel := context.WithTimeout(ctx, l.n.cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := in.Handshake(ctx)
+	if err != nil {
+		l.n.log.Debug("inbound handshake failed", "err", err)
+		return
+	}
+	l.n.engine.Send(l.supervisor, InboundConn{Conn: conn})
+}

@@ -1,0 +1,81 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
+)
+
+// Messages between actors, and from goroutines to the actor that owns them. Requests
+// carry a buffered reply channel, so the actor never blocks on a caller that gave up.
+
+// ConnectPeer asks the Supervisor to connect to a node; Result gets nil once the peer
+// is connected, or the error.
+type ConnectPeer struct {
+	ID        identity.NodeID
+	Endpoints []transport.Endpoint
+	Result    chan<- error
+}
+
+// DisconnectPeer asks the Supervisor to close the connection to a node.
+type DisconnectPeer struct {
+	ID     identity.NodeID
+	Result chan<- error
+}
+
+// InboundConn hands a handshaken inbound connection from a Listener to the Supervisor,
+// which routes it to the peer's actor.
+type InboundConn struct {
+	Conn transport.Conn
+}
+
+// Shutdown asks the Supervisor, then each Peer, to say Goodbye on every connection.
+// Done is closed when every peer has finished or Grace has passed.
+type Shutdown struct {
+	Grace time.Duration
+	Done  chan struct{}
+}
+
+// peerShutdown tells a Peer to say Goodbye everywhere; it closes done when its
+// connections are through.
+type peerShutdown struct {
+	done chan struct{}
+}
+
+// dialResult reports the end of a peer's dial attempt.
+type dialResult struct {
+	conn transport.Conn
+	err  error
+}
+
+// connControl reports a control frame read on one of a peer's connections.
+type connControl struct {
+	cs  *connState
+	msg wire.Message
+}
+
+// readerEnded reports that a connection's reader stopped: err is the read error, or
+// nil with bye set when the peer said Goodbye.
+type readerEnded struct {
+	cs  *connState
+	bye *wire.Goodbye
+	err error
+}
+
+// writerEnded reports that a connection's writer stopped, after writing our Goodbye
+// (err nil) or on an error.
+type writerEnded struct {
+	cs  *connState
+	err error
+}
+
+// keepaliveTick drives pings, liveness checks and timeouts of a Peer.
+type keepaliveTick struct{}
+
+// countConns asks how many connections a peer actor holds (live or closing).
+type countConns struct {
+	id     identity.NodeID
+	result chan int
+}

@@ -1,0 +1,240 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// Config configures a Node. Zero values take the defaults stated per field; package
+// crust documents them for users.
+type Config struct {
+	// Identity is the node's key pair. Required.
+	Identity *identity.Identity
+	// Transports dial outbound connections, one per protocol. Required.
+	Transports []transport.Transport
+	// Listeners accept inbound connections; one Listener actor each.
+	Listeners []transport.Listener
+	// Log receives the node's logs. Default: slog.Default().
+	Log *slog.Logger
+	// Clock tells the time. Default: transport.SystemClock.
+	Clock transport.Clock
+	// HandshakeTimeout bounds an inbound handshake, and how long a connection waits
+	// for the peer's decision (Activate or Goodbye). Default: 10 s.
+	HandshakeTimeout time.Duration
+	// MaxPendingHandshakes caps inbound connections in handshake at once, per
+	// listener; more are closed at once. Default: 64.
+	MaxPendingHandshakes int
+	// KeepaliveInterval is how often a connected peer is pinged. Default: 3 s.
+	KeepaliveInterval time.Duration
+	// PeerTimeout is how long a connection may stay silent before it is dropped as
+	// dead. Default: 12 s, so a dead peer is lost within 15 s.
+	PeerTimeout time.Duration
+	// SendQueueMessages bounds the messages queued per peer. Default: 4096.
+	SendQueueMessages int
+	// SendQueueBytes bounds the bytes queued per peer. Default: 16 MiB.
+	SendQueueBytes int
+	// SendBlocks makes Send wait for room instead of returning ErrQueueFull.
+	SendBlocks bool
+	// MaxMessageSize bounds one message. Default: 16 MiB - 16.
+	MaxMessageSize int
+	// EventBuffer is the capacity of the event channel. Default: 1024.
+	EventBuffer int
+	// MaxPendingMessages bounds received messages waiting beyond the event channel
+	// before readers stop reading. Default: 4096.
+	MaxPendingMessages int
+	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
+	// eyeballs). Default: 250 ms.
+	DialStagger time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = transport.SystemClock{}
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.KeepaliveInterval, 3*time.Second)
+	def(&c.PeerTimeout, 12*time.Second)
+	def(&c.DialStagger, 250*time.Millisecond)
+	defInt(&c.MaxPendingHandshakes, 64)
+	defInt(&c.SendQueueMessages, 4096)
+	defInt(&c.SendQueueBytes, 16<<20)
+	defInt(&c.MaxMessageSize, 16<<20-16)
+	defInt(&c.EventBuffer, 1024)
+	defInt(&c.MaxPendingMessages, 4096)
+}
+
+// node is what every actor of one Node shares: configuration, the data plane, and
+// the goroutines' owner.
+type node struct {
+	cfg    Config
+	self   identity.NodeID
+	log    *slog.Logger
+	clock  transport.Clock
+	engine *actor.Engine
+	emit   *Emitter
+	dir    *Directory
+	protos map[string]transport.Transport
+	ctx    context.Context // cancelled when the Node closes: stops dials and handshakes
+	wg     sync.WaitGroup  // every goroutine a Node starts, but dials
+	dialWG sync.WaitGroup  // dial goroutines: waited for before the actors stop
+}
+
+// Node is a running crust node: the actors, the listeners and the data plane.
+type Node struct {
+	n          *node
+	cancel     context.CancelFunc
+	supervisor *actor.PID
+	closeOnce  sync.Once
+	closed     chan struct{}
+}
+
+// Start spawns the actors and starts accepting on cfg.Listeners.
+func Start(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	engine, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{
+		cfg:    cfg,
+		self:   cfg.Identity.ID(),
+		log:    cfg.Log,
+		clock:  cfg.Clock,
+		engine: engine,
+		emit:   NewEmitter(cfg.EventBuffer, cfg.MaxPendingMessages),
+		dir:    NewDirectory(),
+		protos: make(map[string]transport.Transport),
+		ctx:    ctx,
+	}
+	for _, t := range cfg.Transports {
+		n.protos[t.Proto()] = t
+	}
+	go n.emit.Run()
+	nd := &Node{n: n, cancel: cancel, closed: make(chan struct{})}
+	nd.supervisor = engine.Spawn(newSupervisor(n), "supervisor", spawnOpts(n.log, n.self.Short())...)
+	return nd, nil
+}
+
+// Events is the event channel; it is closed by Close.
+func (nd *Node) Events() <-chan Event { return nd.n.emit.Events() }
+
+// Peers lists the connected peers.
+func (nd *Node) Peers() []PeerInfo { return nd.n.dir.Peers() }
+
+// Connect connects to id at the given endpoints and waits until the peer is
+// connected, the dial fails, or ctx ends.
+func (nd *Node) Connect(ctx context.Context, id identity.NodeID, eps []transport.Endpoint) error {
+	res := make(chan error, 1)
+	if err := nd.request(ConnectPeer{ID: id, Endpoints: eps, Result: res}); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-nd.closed:
+		return ErrClosed
+	}
+}
+
+// Disconnect closes the connection to id with a Goodbye. PeerLost follows once the
+// peer has answered (or its Goodbye timed out).
+func (nd *Node) Disconnect(id identity.NodeID) error {
+	res := make(chan error, 1)
+	if err := nd.request(DisconnectPeer{ID: id, Result: res}); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-nd.closed:
+		return ErrClosed
+	}
+}
+
+func (nd *Node) request(msg any) error {
+	select {
+	case <-nd.closed:
+		return ErrClosed
+	default:
+	}
+	nd.n.engine.Send(nd.supervisor, msg)
+	return nil
+}
+
+// Send queues data for id. It copies data. It returns ErrNotConnected for a peer
+// without a live connection, ErrQueueFull when the peer's queue is full (unless
+// SendBlocks), ErrMessageTooLarge, or ErrClosed.
+func (nd *Node) Send(id identity.NodeID, data []byte) error {
+	if len(data) > nd.n.cfg.MaxMessageSize {
+		return ErrMessageTooLarge
+	}
+	q := nd.n.dir.queue(id)
+	if q == nil {
+		select {
+		case <-nd.closed:
+			return ErrClosed
+		default:
+			return ErrNotConnected
+		}
+	}
+	return q.push(append([]byte(nil), data...), nd.n.cfg.SendBlocks, nd.closed)
+}
+
+// Close says Goodbye to every peer (waiting up to grace for their answers), stops
+// every actor and goroutine, and closes the event channel. Safe to call more than once.
+func (nd *Node) Close(grace time.Duration) {
+	nd.closeOnce.Do(func() {
+		close(nd.closed)
+		done := make(chan struct{})
+		nd.n.engine.Send(nd.supervisor, Shutdown{Grace: grace, Done: done})
+		<-done
+		nd.cancel()
+		<-nd.n.engine.Poison(nd.supervisor).Done()
+		nd.n.wg.Wait()
+		nd.n.emit.Close()
+	})
+}
+
+// ReportListenerFailed delivers a ListenerFailed event for a listen error that
+// happened before Start.
+func (nd *Node) ReportListenerFailed(addr string, err error) {
+	nd.n.emit.Control(ListenerFailed{Addr: addr, Err: err})
+}
+
+// ConnCount returns how many connections to id are open, the live one and any still
+// closing: a diagnostic for the one-connection-per-pair rule.
+func (nd *Node) ConnCount(id identity.NodeID) int {
+	res := make(chan int, 1)
+	if nd.request(countConns{id: id, result: res}) != nil {
+		return 0
+	}
+	select {
+	case n := <-res:
+		return n
+	case <-nd.closed:
+		return 0
+	}
+}

@@ -1,0 +1,118 @@
+package actors
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// supervisor is the root actor of a node. It spawns the listeners, owns the registry
+// NodeID → peer actor, and routes connections and requests to the right peer.
+type supervisor struct {
+	n            *node
+	peers        map[identity.NodeID]*actor.PID
+	listeners    []*actor.PID
+	spawned      int
+	shuttingDown bool
+}
+
+func newSupervisor(n *node) actor.Producer {
+	return func() actor.Receiver {
+		return &supervisor{n: n, peers: make(map[identity.NodeID]*actor.PID)}
+	}
+}
+
+func (s *supervisor) Receive(c *actor.Context) {
+	switch msg := c.Message().(type) {
+	case actor.Started:
+		for i, ln := range s.n.cfg.Listeners {
+			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
+			s.listeners = append(s.listeners, pid)
+		}
+	case actor.Stopped, actor.Initialized:
+	case ConnectPeer:
+		switch {
+		case s.shuttingDown:
+			msg.Result <- ErrClosed
+		case msg.ID == s.n.self:
+			msg.Result <- ErrSelf
+		case msg.ID.IsZero():
+			msg.Result <- fmt.Errorf("connecting: %w: zero NodeID", identity.ErrBadNodeID)
+		default:
+			c.Send(s.peer(c, msg.ID), msg)
+		}
+	case DisconnectPeer:
+		pid := s.peers[msg.ID]
+		if pid == nil || s.shuttingDown {
+			msg.Result <- ErrNotConnected
+			return
+		}
+		c.Send(pid, msg)
+	case InboundConn:
+		id := msg.Conn.PeerID()
+		switch {
+		case s.shuttingDown:
+			msg.Conn.Close()
+		case id == s.n.self:
+			s.n.log.Warn("closing a connection to ourselves", "addr", msg.Conn.RemoteAddr())
+			msg.Conn.Close()
+		default:
+			c.Send(s.peer(c, id), msg)
+		}
+	case countConns:
+		if pid := s.peers[msg.id]; pid != nil {
+			c.Send(pid, msg)
+		} else {
+			msg.result <- 0
+		}
+	case Shutdown:
+		s.shutdown(c, msg)
+	default:
+		s.n.log.Warn("supervisor: unexpected message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+// peer returns the actor for id, spawning it on first use.
+func (s *supervisor) peer(c *actor.Context, id identity.NodeID) *actor.PID {
+	if pid := s.peers[id]; pid != nil {
+		return pid
+	}
+	s.spawned++
+	pid := c.SpawnChild(newPeer(s.n, id), "peer", spawnOpts(s.n.log, id.String()+"."+strconv.Itoa(s.spawned))...)
+	s.peers[id] = pid
+	return pid
+}
+
+// shutdown stops the listeners (waiting for their handshakes, so no connection
+// arrives later), then asks every peer to say Goodbye and closes msg.Done once all are
+// through or Grace has passed.
+func (s *supervisor) shutdown(c *actor.Context, msg Shutdown) {
+	s.shuttingDown = true
+	for _, pid := range s.listeners {
+		<-c.Engine().Poison(pid).Done()
+	}
+	var dones []chan struct{}
+	for _, pid := range s.peers {
+		d := make(chan struct{})
+		dones = append(dones, d)
+		c.Send(pid, peerShutdown{done: d})
+	}
+	s.n.wg.Add(1)
+	go func() {
+		defer s.n.wg.Done()
+		defer close(msg.Done)
+		timeout := time.NewTimer(msg.Grace)
+		defer timeout.Stop()
+		for _, d := range dones {
+			select {
+			case <-d:
+			case <-timeout.C:
+				return
+			}
+		}
+	}()
+}

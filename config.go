@@ -1,0 +1,86 @@
+package crust
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// Config configures a Service. The zero value is usable: every field states its
+// default, and a field left zero takes it.
+type Config struct {
+	// DataDir holds the node key (node.key, mode 0600), created on first start, so the
+	// NodeID survives restarts. Default: "" keeps an in-memory key, a new NodeID each
+	// start (tests, demos).
+	DataDir string
+	// Identity, if set, is used instead of the key in DataDir.
+	Identity *identity.Identity
+	// ListenAddrs are the TCP addresses to listen on, "ip:port". A port of 0 picks a
+	// free port, the same number on each address where possible. Default:
+	// ["0.0.0.0:0", "[::]:0"]: every IPv4 and IPv6 address the host has.
+	ListenAddrs []string
+	// MaxFrameSize bounds one frame on the wire in bytes; a peer that sends a larger
+	// one is disconnected. Default: 16 MiB.
+	MaxFrameSize int
+	// MaxMessageSize bounds one message passed to Send. Default: MaxFrameSize - 16.
+	MaxMessageSize int
+	// HandshakeTimeout bounds TCP connect, TLS handshake and Hello, and the wait for
+	// the peer to settle which connection is live. Default: 10 s.
+	HandshakeTimeout time.Duration
+	// MaxPendingHandshakes caps inbound handshakes in progress per listener; more
+	// connections are closed at once. Default: 64.
+	MaxPendingHandshakes int
+	// KeepaliveInterval is how often a peer is pinged (liveness and RTT). Default: 3 s.
+	KeepaliveInterval time.Duration
+	// PeerTimeout is how long a peer may stay silent before it is lost. A dead peer is
+	// reported within PeerTimeout + KeepaliveInterval. Default: 12 s.
+	PeerTimeout time.Duration
+	// SendQueueMessages bounds the messages queued per peer. Default: 4096.
+	SendQueueMessages int
+	// SendQueueBytes bounds the bytes queued per peer; one larger message is still
+	// accepted into an empty queue. Default: 16 MiB.
+	SendQueueBytes int
+	// SendBlocks makes Send wait for room in a full queue instead of returning
+	// ErrQueueFull. Default: false.
+	SendBlocks bool
+	// EventBuffer is the capacity of the Events channel. Default: 1024.
+	EventBuffer int
+	// MaxPendingMessages bounds received messages held beyond the Events channel;
+	// when reached, the node stops reading from peers until the application catches
+	// up (TCP flow control slows the senders). Default: 4096.
+	MaxPendingMessages int
+	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
+	ShutdownGrace time.Duration
+	// Log receives the node's logs. Default: slog.Default().
+	Log *slog.Logger
+	// Net opens sockets. Default: the operating system (transport.OSNet).
+	Net transport.Net
+	// Clock tells the time. Default: the system clock.
+	Clock transport.Clock
+}
+
+func (c *Config) setDefaults() {
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = []string{"0.0.0.0:0", "[::]:0"}
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = 16 << 20
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > c.MaxFrameSize-16 {
+		c.MaxMessageSize = c.MaxFrameSize - 16
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 2 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Net == nil {
+		c.Net = transport.OSNet{}
+	}
+	if c.Clock == nil {
+		c.Clock = transport.SystemClock{}
+	}
+}

@@ -1,0 +1,66 @@
+package crust_test
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/crust-p2p/crust"
+)
+
+// Two nodes exchange 100,000 messages each way; every one arrives, in order, once.
+func TestExchangeInOrder(t *testing.T) {
+	checkLeaks(t)
+	const count = 100_000
+	type seen struct {
+		mu   sync.Mutex
+		next uint64
+		bad  int
+	}
+	check := func(s *seen) func(crust.Message) {
+		return func(m crust.Message) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if len(m.Data) < 8 || binary.BigEndian.Uint64(m.Data) != s.next {
+				s.bad++
+			}
+			s.next++
+		}
+	}
+	var atA, atB seen
+	cfg := fastConfig()
+	cfg.SendBlocks = true
+	a := newNode(t, cfg, check(&atA))
+	b := newNode(t, cfg, check(&atB))
+	connect(t, a, b)
+	b.waitConnected(a.ID(), 1)
+
+	send := func(from *testNode, to crust.NodeID) {
+		buf := make([]byte, 64)
+		for i := uint64(0); i < count; i++ {
+			binary.BigEndian.PutUint64(buf, i)
+			if err := from.Send(to, buf); err != nil {
+				t.Errorf("send %d: %v", i, err)
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); send(a, b.ID()) }()
+	go func() { defer wg.Done(); send(b, a.ID()) }()
+	wg.Wait()
+	a.waitUntil(20*time.Second, "all messages at A", func() bool { return a.received[b.ID()] == count })
+	b.waitUntil(20*time.Second, "all messages at B", func() bool { return b.received[a.ID()] == count })
+	for name, s := range map[string]*seen{"A": &atA, "B": &atB} {
+		s.mu.Lock()
+		if s.next != count || s.bad != 0 {
+			t.Errorf("%s: %d messages, %d out of order or duplicated", name, s.next, s.bad)
+		}
+		s.mu.Unlock()
+	}
+	if got := a.connectedCount(b.ID()); got != 1 {
+		t.Errorf("A saw %d PeerConnected, want 1", got)
+	}
+}

@@ -1,0 +1,27 @@
+package crust
+
+import "github.com/crust-p2p/crust/actors"
+
+// Event is what Events delivers: one of PeerConnected, PeerLost, Message,
+// ListenerStarted, ListenerFailed.
+type Event = actors.Event
+
+// PeerConnected reports a peer connected: Kind says how ("tcp-direct"), RTT is the
+// handshake round-trip time. It comes once per peer until a PeerLost.
+type PeerConnected = actors.PeerConnected
+
+// PeerLost reports a peer's connection ended, with the reason. Messages still queued
+// for it are dropped; Send returns ErrNotConnected until it connects again.
+type PeerLost = actors.PeerLost
+
+// Message is a message from a peer, in the order the peer sent them.
+type Message = actors.Message
+
+// ListenerStarted reports a listener accepting connections.
+type ListenerStarted = actors.ListenerStarted
+
+// ListenerFailed reports a listen address that could not be bound.
+type ListenerFailed = actors.ListenerFailed
+
+// PeerInfo describes a connected peer, as listed by Peers.
+type PeerInfo = actors.PeerInfo

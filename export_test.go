@@ -1,0 +1,4 @@
+package crust
+
+// ConnCount exposes the number of open connections to a peer to the tests.
+func ConnCount(s *Service, id NodeID) int { return s.node.ConnCount(id) }

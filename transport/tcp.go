@@ -1,0 +1,317 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
+)
+
+// DefaultHandshakeTimeout bounds TCP connect, TLS handshake and Hello exchange.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// TCPConfig configures a TCP transport.
+type TCPConfig struct {
+	// Identity is the node's key pair. Required.
+	Identity *identity.Identity
+	// Net opens sockets. Default: OSNet.
+	Net Net
+	// Clock tells the time. Default: SystemClock.
+	Clock Clock
+	// MaxFrameSize limits one frame's envelope in bytes. Default: wire.DefaultMaxFrameSize.
+	MaxFrameSize int
+	// HandshakeTimeout bounds connect, TLS handshake and Hello. Default: 10 s.
+	HandshakeTimeout time.Duration
+	// Endpoints returns what Hello advertises as our endpoints. Default: the
+	// transport's own listen endpoints.
+	Endpoints func() []Endpoint
+	// Log receives debug logs. Default: slog.Default().
+	Log *slog.Logger
+}
+
+// TCP is the TLS-over-TCP transport.
+type TCP struct {
+	cfg       TCPConfig
+	tls       *tls.Config
+	listeners []*tcpListener
+}
+
+var _ Transport = (*TCP)(nil)
+
+// NewTCP returns a TCP transport; it opens no socket until Listen or Dial.
+func NewTCP(cfg TCPConfig) (*TCP, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("tcp transport: Identity is required")
+	}
+	if cfg.Net == nil {
+		cfg.Net = OSNet{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.MaxFrameSize <= 0 {
+		cfg.MaxFrameSize = wire.DefaultMaxFrameSize
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	tc, err := cfg.Identity.TLSConfig(cfg.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	t := &TCP{cfg: cfg, tls: tc}
+	if t.cfg.Endpoints == nil {
+		t.cfg.Endpoints = t.Endpoints
+	}
+	return t, nil
+}
+
+// Proto implements Transport.
+func (t *TCP) Proto() string { return "tcp" }
+
+// Listen binds one listener per address ("ip:port"). A port of 0 on the first address
+// picks a free port, and later addresses with port 0 try the same number, so the node
+// listens on one port number on IPv4 and IPv6. Addresses that fail are returned as
+// *ListenError beside the listeners that worked. Listen must be called once, before Dial.
+func (t *TCP) Listen(ctx context.Context, addrs []string) ([]Listener, []error) {
+	var (
+		out  []Listener
+		errs []error
+		port string
+	)
+	for _, a := range addrs {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		network := "tcp4"
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+			network = "tcp6"
+		}
+		var ln net.Listener
+		if p == "0" && port != "" {
+			ln, err = t.cfg.Net.Listen(ctx, network, net.JoinHostPort(host, port))
+		}
+		if ln == nil {
+			ln, err = t.cfg.Net.Listen(ctx, network, a)
+		}
+		if err != nil {
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		ap := AddrPortOf(ln.Addr())
+		if port == "" {
+			port = strconv.Itoa(int(ap.Port()))
+		}
+		l := &tcpListener{t: t, ln: ln, ep: Endpoint{Proto: "tcp", Addr: ap}}
+		t.listeners = append(t.listeners, l)
+		out = append(out, l)
+	}
+	return out, errs
+}
+
+// Endpoints lists where the transport can be reached: each listener's address, or for
+// a listener on an unspecified address, every global or private unicast address of
+// that family on the host.
+func (t *TCP) Endpoints() []Endpoint {
+	var out []Endpoint
+	for _, l := range t.listeners {
+		if !l.ep.Addr.Addr().IsUnspecified() {
+			out = append(out, l.ep)
+			continue
+		}
+		addrs, err := t.cfg.Net.InterfaceAddrs()
+		if err != nil {
+			t.cfg.Log.Warn("listing interface addresses", "err", err)
+			continue
+		}
+		for _, a := range addrs {
+			pfx, err := netip.ParsePrefix(a.String())
+			if err != nil {
+				continue
+			}
+			ip := pfx.Addr().Unmap()
+			if ip.Is4() != l.ep.Addr.Addr().Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+				continue
+			}
+			out = append(out, Endpoint{Proto: "tcp", Addr: netip.AddrPortFrom(ip, l.ep.Addr.Port())})
+		}
+	}
+	return out
+}
+
+// Dial implements Transport.
+func (t *TCP) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	defer cancel()
+	start := t.cfg.Clock.Now()
+	raw, err := t.cfg.Net.Dial(ctx, "tcp", ep.Addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("dialling %s: %w", ep, err)
+	}
+	connectRTT := t.cfg.Clock.Now().Sub(start)
+	c, err := t.handshake(ctx, raw, &want)
+	if err != nil {
+		return nil, fmt.Errorf("handshake with %s at %s: %w", want.Short(), ep, err)
+	}
+	c.rtt = min(c.rtt, connectRTT)
+	return c, nil
+}
+
+// handshake runs TLS and the Hello exchange on raw; want is nil on the accepting side.
+// On error raw is closed.
+func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID) (c *streamConn, err error) {
+	defer func() {
+		if err != nil {
+			raw.Close()
+		}
+	}()
+	deadline := t.cfg.Clock.Now().Add(t.cfg.HandshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := raw.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	// A cancelled ctx must also stop the Hello exchange, not only the TLS handshake.
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	start := t.cfg.Clock.Now()
+	var tc *tls.Conn
+	if want != nil {
+		cfg := t.tls.Clone()
+		expect := *want
+		// Checked inside the handshake so the wrong peer gets a TLS alert, not silence.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := t.tls.VerifyConnection(cs); err != nil {
+				return err
+			}
+			_, err := identity.ExpectPeer(cs, expect)
+			return err
+		}
+		tc = tls.Client(raw, cfg)
+	} else {
+		tc = tls.Server(raw, t.tls)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		var wp *identity.WrongPeerError
+		if errors.As(err, &wp) {
+			return nil, wp
+		}
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	tlsRTT := t.cfg.Clock.Now().Sub(start)
+	peer, err := identity.PeerID(tc.ConnectionState())
+	if err != nil {
+		return nil, err
+	}
+	c = &streamConn{
+		raw:      raw,
+		tls:      tc,
+		fr:       wire.NewReader(tc, readBufferSize, t.cfg.MaxFrameSize),
+		fw:       wire.NewWriter(tc, writeBufferSize),
+		proto:    "tcp",
+		peer:     peer,
+		outbound: want != nil,
+	}
+	if err := c.exchangeHello(t.cfg.Clock, t.hello(raw)); err != nil {
+		return nil, err
+	}
+	if want == nil {
+		c.rtt = tlsRTT
+	}
+	if err := raw.SetDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (t *TCP) hello(raw net.Conn) *wire.Hello {
+	id := t.cfg.Identity.ID()
+	h := &wire.Hello{Version: wire.Version, NodeID: id[:], ObservedAddr: AddrPortOf(raw.RemoteAddr()).String()}
+	for _, ep := range t.cfg.Endpoints() {
+		h.Endpoints = append(h.Endpoints, ep.String())
+	}
+	return h
+}
+
+// exchangeHello sends ours and reads theirs; the dialer's time from sending to
+// receiving is one round trip, since the acceptor sends its Hello as soon as its TLS
+// handshake completes.
+func (c *streamConn) exchangeHello(clock Clock, ours *wire.Hello) error {
+	start := clock.Now()
+	if err := c.fw.Write(ours); err != nil {
+		return fmt.Errorf("sending Hello: %w", err)
+	}
+	if err := c.fw.Flush(); err != nil {
+		return fmt.Errorf("sending Hello: %w", err)
+	}
+	m, err := c.fr.Read()
+	if err != nil {
+		return fmt.Errorf("reading Hello: %w", err)
+	}
+	c.rtt = clock.Now().Sub(start)
+	h, ok := m.(*wire.Hello)
+	if !ok {
+		return fmt.Errorf("%w: first frame is type %d", ErrBadHello, m.Type())
+	}
+	if h.Version != wire.Version {
+		return fmt.Errorf("%w: version %d, we speak %d", ErrVersion, h.Version, wire.Version)
+	}
+	id, err := identity.NodeIDFromBytes(h.NodeID)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadHello, err)
+	}
+	if id != c.peer {
+		return fmt.Errorf("%w: Hello names node %s but the certificate proves %s", ErrBadHello, id.Short(), c.peer.Short())
+	}
+	c.hello = h
+	return nil
+}
+
+// tcpListener is a Listener over one TCP socket.
+type tcpListener struct {
+	t  *TCP
+	ln net.Listener
+	ep Endpoint
+}
+
+func (l *tcpListener) Endpoint() Endpoint { return l.ep }
+func (l *tcpListener) Close() error       { return l.ln.Close() }
+
+func (l *tcpListener) Accept() (Incoming, error) {
+	raw, err := l.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tcpIncoming{t: l.t, raw: raw}, nil
+}
+
+type tcpIncoming struct {
+	t   *TCP
+	raw net.Conn
+}
+
+func (in *tcpIncoming) RemoteAddr() net.Addr { return in.raw.RemoteAddr() }
+func (in *tcpIncoming) Close() error         { return in.raw.Close() }
+
+func (in *tcpIncoming) Handshake(ctx context.Context) (Conn, error) {
+	c, err := in.t.handshake(ctx, in.raw, nil)
+	if err != nil {
+		return nil, fmt.Errorf("inbound handshake from %s: %w", in.raw.RemoteAddr(), err)
+	}
+	return c, nil
+}

@@ -1,0 +1,270 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// HeaderSize is the size of the frame length prefix.
+const HeaderSize = 4
+
+// DefaultMaxFrameSize is the default limit on one frame's envelope: 16 MiB.
+const DefaultMaxFrameSize = 16 << 20
+
+// msgpack bytes used by the fast paths.
+const (
+	mpFixArray2 = 0x92
+	mpNil       = 0xc0
+	mpBin8      = 0xc4
+	mpBin16     = 0xc5
+	mpBin32     = 0xc6
+)
+
+// dataPrefix returns the envelope bytes before the payload of a Data message of n bytes:
+// [fixarray(2), fixint(2), bin header].
+func dataPrefix(buf *[8]byte, n int) []byte {
+	buf[0], buf[1] = mpFixArray2, byte(TypeData)
+	switch {
+	case n <= 0xff:
+		buf[2], buf[3] = mpBin8, byte(n)
+		return buf[:4]
+	case n <= 0xffff:
+		buf[2] = mpBin16
+		binary.BigEndian.PutUint16(buf[3:], uint16(n))
+		return buf[:5]
+	default:
+		buf[2] = mpBin32
+		binary.BigEndian.PutUint32(buf[3:], uint32(n))
+		return buf[:7]
+	}
+}
+
+// EncodeEnvelope returns the msgpack envelope of m, without the length prefix.
+func EncodeEnvelope(m Message) ([]byte, error) {
+	if d, ok := m.(Data); ok {
+		var p [8]byte
+		return append(dataPrefix(&p, len(d)), d...), nil
+	}
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	if err := enc.EncodeArrayLen(2); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeUint8(uint8(m.Type())); err != nil {
+		return nil, err
+	}
+	var err error
+	switch m := m.(type) {
+	case Activate:
+		err = enc.EncodeNil()
+	case Unknown:
+		err = enc.EncodeNil()
+	default:
+		err = enc.Encode(m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", m, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeEnvelope decodes one envelope (a frame without its length prefix). It accepts
+// any valid msgpack encoding of the envelope, not only the one Encode produces.
+func DecodeEnvelope(b []byte) (Message, error) {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n != 2 {
+		return nil, fmt.Errorf("%w: envelope is not a 2-element array", ErrMalformed)
+	}
+	tag, err := dec.DecodeUint8()
+	if err != nil {
+		return nil, fmt.Errorf("%w: message type: %v", ErrMalformed, err)
+	}
+	var m Message
+	switch Type(tag) {
+	case TypeHello:
+		h := new(Hello)
+		err = dec.Decode(h)
+		m = h
+	case TypeData:
+		var d []byte
+		d, err = dec.DecodeBytes()
+		if d == nil && err == nil {
+			d = []byte{}
+		}
+		m = Data(d)
+	case TypePing:
+		var p Ping
+		err = dec.Decode(&p)
+		m = p
+	case TypePong:
+		var p Pong
+		err = dec.Decode(&p)
+		m = p
+	case TypeGoodbye:
+		var g Goodbye
+		err = dec.Decode(&g)
+		m = g
+	case TypeActivate:
+		err = dec.Skip()
+		m = Activate{}
+	default:
+		err = dec.Skip()
+		m = Unknown{Tag: Type(tag)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: type %d body: %v", ErrMalformed, tag, err)
+	}
+	if dec.Buffered().(*bytes.Reader).Len() != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrMalformed, dec.Buffered().(*bytes.Reader).Len())
+	}
+	return m, nil
+}
+
+// Writer writes frames to a buffered stream. Write buffers; Flush sends. It is not safe
+// for concurrent use.
+type Writer struct {
+	w      *bufio.Writer
+	header [HeaderSize + 8]byte
+}
+
+// NewWriter returns a Writer that buffers up to size bytes before writing to w.
+func NewWriter(w io.Writer, size int) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, size)}
+}
+
+// Write appends one frame to the buffer (and writes through when the buffer fills).
+func (fw *Writer) Write(m Message) error {
+	if d, ok := m.(Data); ok {
+		return fw.writeData(d)
+	}
+	env, err := EncodeEnvelope(m)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(fw.header[:HeaderSize], uint32(len(env)))
+	if _, err := fw.w.Write(fw.header[:HeaderSize]); err != nil {
+		return err
+	}
+	_, err = fw.w.Write(env)
+	return err
+}
+
+// writeData is the hot path: the envelope prefix is built in place and the payload is
+// copied once into the buffer, or written straight through when it is large.
+func (fw *Writer) writeData(d []byte) error {
+	var p [8]byte
+	prefix := dataPrefix(&p, len(d))
+	binary.BigEndian.PutUint32(fw.header[:HeaderSize], uint32(len(prefix)+len(d)))
+	n := copy(fw.header[HeaderSize:], prefix)
+	if _, err := fw.w.Write(fw.header[:HeaderSize+n]); err != nil {
+		return err
+	}
+	_, err := fw.w.Write(d)
+	return err
+}
+
+// Flush writes buffered frames to the underlying stream.
+func (fw *Writer) Flush() error { return fw.w.Flush() }
+
+// Buffered returns the number of bytes waiting for Flush.
+func (fw *Writer) Buffered() int { return fw.w.Buffered() }
+
+// Reader reads frames from a buffered stream. It is not safe for concurrent use.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewReader returns a Reader that buffers size bytes from r and refuses frames whose
+// envelope is longer than maxFrame bytes.
+func NewReader(r io.Reader, size, maxFrame int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, size), max: maxFrame}
+}
+
+// Buffered returns the number of bytes already received that Read can consume
+// without blocking.
+func (fr *Reader) Buffered() int { return fr.r.Buffered() }
+
+// Read reads one frame. A Data payload is a fresh slice owned by the caller. Errors are
+// io.EOF (clean end between frames), io.ErrUnexpectedEOF, the stream's error,
+// ErrFrameTooLarge or ErrMalformed; after an error the Reader is unusable.
+func (fr *Reader) Read() (Message, error) {
+	hdr, err := fr.r.Peek(HeaderSize)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr))
+	if n > fr.max {
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, n, fr.max)
+	}
+	fr.r.Discard(HeaderSize)
+	if m, ok, err := fr.readData(n); ok || err != nil {
+		return m, err
+	}
+	if cap(fr.buf) < n {
+		fr.buf = make([]byte, n)
+	}
+	body := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, body); err != nil {
+		return nil, unexpected(err)
+	}
+	return DecodeEnvelope(body)
+}
+
+// readData decodes a Data frame in the canonical encoding straight into a payload slice
+// of its own. ok is false when the frame is something else.
+func (fr *Reader) readData(n int) (Message, bool, error) {
+	if n < 4 {
+		return nil, false, nil
+	}
+	pre, err := fr.r.Peek(min(n, 7))
+	if err != nil {
+		return nil, false, unexpected(err)
+	}
+	if pre[0] != mpFixArray2 || pre[1] != byte(TypeData) {
+		return nil, false, nil
+	}
+	var hdr, size int
+	switch pre[2] {
+	case mpBin8:
+		hdr, size = 4, int(pre[3])
+	case mpBin16:
+		if len(pre) < 5 {
+			return nil, false, nil
+		}
+		hdr, size = 5, int(binary.BigEndian.Uint16(pre[3:]))
+	case mpBin32:
+		if len(pre) < 7 {
+			return nil, false, nil
+		}
+		hdr, size = 7, int(binary.BigEndian.Uint32(pre[3:]))
+	default:
+		return nil, false, nil
+	}
+	if hdr+size != n {
+		return nil, true, fmt.Errorf("%w: data of %d bytes in a frame of %d", ErrMalformed, size, n)
+	}
+	fr.r.Discard(hdr)
+	payload := make([]byte, size)
+	if _, err := io.ReadFull(fr.r, payload); err != nil {
+		return nil, true, unexpected(err)
+	}
+	return Data(payload), true, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

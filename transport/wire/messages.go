@@ -1,0 +1,104 @@
+package wire
+
+// Version is the protocol version carried in Hello. A peer with a different major
+// version is refused.
+const Version = 1
+
+// Type tags a message in the envelope. The numbers are part of the wire format.
+type Type uint8
+
+// Message types.
+const (
+	TypeHello    Type = 1
+	TypeData     Type = 2
+	TypePing     Type = 3
+	TypePong     Type = 4
+	TypeGoodbye  Type = 5
+	TypeActivate Type = 6
+)
+
+// Message is one decoded frame.
+type Message interface {
+	// Type returns the envelope tag.
+	Type() Type
+}
+
+// Hello is the first frame in each direction. It tells the peer who we are (the NodeID
+// must match the TLS certificate), where we listen, and how the peer's address looks
+// from our side (address reflection).
+type Hello struct {
+	// Version is the protocol version, Version.
+	Version uint16 `msgpack:"v"`
+	// NodeID is the sender's 32-byte ed25519 public key.
+	NodeID []byte `msgpack:"id"`
+	// Endpoints are the sender's listen endpoints, as "proto://host:port".
+	Endpoints []string `msgpack:"ep"`
+	// ObservedAddr is the receiver's address as the sender sees it, "host:port".
+	ObservedAddr string `msgpack:"obs"`
+}
+
+// Data carries one user message. It is kept as its own slice so the decoder hands the
+// payload to the user without another copy.
+type Data []byte
+
+// Ping asks the peer for a Pong with the same Seq; it keeps the connection alive and
+// measures the round-trip time.
+type Ping struct {
+	Seq uint64 `msgpack:"s"`
+}
+
+// Pong answers a Ping.
+type Pong struct {
+	Seq uint64 `msgpack:"s"`
+}
+
+// Goodbye is the last frame a side sends on a connection. The receiver answers with its
+// own Goodbye (if it has not sent one) and closes once both are through.
+type Goodbye struct {
+	Reason string `msgpack:"r"`
+}
+
+// Goodbye reasons.
+const (
+	// ReasonDuplicate closes a second connection between the same pair of nodes.
+	ReasonDuplicate = "duplicate"
+	// ReasonShutdown is sent when the node stops.
+	ReasonShutdown = "shutdown"
+	// ReasonDisconnect is sent when the application asked to disconnect the peer.
+	ReasonDisconnect = "disconnect"
+	// ReasonTimeout is sent when a connection stays unused past its timeout.
+	ReasonTimeout = "timeout"
+	// ReasonProtocol is sent when the peer broke the protocol.
+	ReasonProtocol = "protocol error"
+)
+
+// Activate is sent by the node with the smaller NodeID on the connection it chose to
+// carry data. The larger node sends data only on a connection it received Activate on,
+// so both ends always agree which connection of a pair is live.
+type Activate struct{}
+
+// Unknown is a message of a type this version does not know; it is skipped.
+type Unknown struct {
+	Tag Type
+}
+
+// Type implements Message.
+func (*Hello) Type() Type { return TypeHello }
+
+// Type implements Message.
+func (Data) Type() Type { return TypeData }
+
+// Type implements Message.
+func (Ping) Type() Type { return TypePing }
+
+// Type implements Message.
+func (Pong) Type() Type { return TypePong }
+
+// Type implements Message.
+func (Goodbye) Type() Type { return TypeGoodbye }
+
+// Type implements Message.
+func (Activate) Type() Type { return TypeActivate }
+
+// Type implements Message.
+func (u Unknown) Type() Type { return u.Tag }
