@@ -54,6 +54,7 @@ type enableData struct {
 	queue    *sendQueue
 	after    <-chan struct{}
 	activate bool
+	seq      uint64 // of the Activate
 }
 
 func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
@@ -181,7 +182,7 @@ func (cs *connState) write() error {
 				return errAborted
 			}
 			if en.activate {
-				if err := cs.conn.Write(wire.Activate{}); err != nil {
+				if err := cs.conn.Write(wire.Activate{Seq: en.seq}); err != nil {
 					return err
 				}
 			}

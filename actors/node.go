@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -94,6 +95,7 @@ type node struct {
 	emit   *Emitter
 	dir    *Directory
 	protos map[string]transport.Transport
+	actSeq atomic.Uint64   // Activate sequence: starts at the clock, so it grows across restarts
 	ctx    context.Context // cancelled when the Node closes: stops dials and handshakes
 	wg     sync.WaitGroup  // every goroutine a Node starts, but dials
 	dialWG sync.WaitGroup  // dial goroutines: waited for before the actors stop
@@ -127,6 +129,7 @@ func Start(cfg Config) (*Node, error) {
 		protos: make(map[string]transport.Transport),
 		ctx:    ctx,
 	}
+	n.actSeq.Store(uint64(cfg.Clock.Now().UnixNano()))
 	for _, t := range cfg.Transports {
 		n.protos[t.Proto()] = t
 	}
@@ -224,8 +227,9 @@ func (nd *Node) ReportListenerFailed(addr string, err error) {
 	nd.n.emit.Control(ListenerFailed{Addr: addr, Err: err})
 }
 
-// ConnCount returns how many connections to id are open, the live one and any still
-// closing: a diagnostic for the one-connection-per-pair rule.
+// ConnCount returns how many connections to id are open or being opened: the live
+// one, any still closing, and a dial in flight. A diagnostic for the
+// one-connection-per-pair rule.
 func (nd *Node) ConnCount(id identity.NodeID) int {
 	res := make(chan int, 1)
 	if nd.request(countConns{id: id, result: res}) != nil {

@@ -44,7 +44,8 @@ type peer struct {
 	connected bool       // the application saw PeerConnected and no PeerLost since
 	queue     *sendQueue // while connected
 	info      PeerInfo
-	replacing time.Time // non-zero: the live connection was replaced; the new one is due
+	expecting time.Time // larger side: the peer said another connection is live; its Activate is due
+	actSeq    uint64    // larger side: Seq of the newest Activate followed
 
 	endpoints []transport.Endpoint
 	dialing   bool
@@ -87,7 +88,11 @@ func (p *peer) Receive(c *actor.Context) {
 	case keepaliveTick:
 		p.tick()
 	case countConns:
-		msg.result <- len(p.conns)
+		n := len(p.conns)
+		if p.dialing {
+			n++
+		}
+		msg.result <- n
 	case actor.Initialized:
 	default:
 		p.n.log.Warn("peer actor: unexpected message", "peer", p.id.Short(), "type", fmt.Sprintf("%T", msg))
@@ -220,7 +225,11 @@ func (p *peer) control(m connControl) {
 			p.n.log.Warn("peer sent Activate, but we decide; closing", "peer", p.id.Short())
 			p.sayBye(cs, wire.ReasonProtocol)
 		case cs.sentBye || cs == p.active || p.leaving != "":
+		case msg.Seq <= p.actSeq:
+			// An older decision overtaken by a newer one on another connection.
+			p.n.log.Debug("ignoring stale Activate", "peer", p.id.Short(), "seq", msg.Seq, "newest", p.actSeq)
 		default:
+			p.actSeq = msg.Seq
 			p.activate(cs)
 		}
 	case wire.Pong:
@@ -246,7 +255,7 @@ func (p *peer) activate(cs *connState) {
 	p.active = cs
 	p.activeSeq++
 	cs.wasActive, cs.activeSeq, cs.awaitingAct = true, p.activeSeq, time.Time{}
-	p.replacing = time.Time{}
+	p.expecting = time.Time{}
 
 	now := p.n.clock.Now()
 	info := PeerInfo{
@@ -274,7 +283,11 @@ func (p *peer) activate(cs *connState) {
 		after = p.lastWriter.writerDone
 	}
 	p.lastWriter = cs
-	cs.enable <- enableData{queue: p.queue, after: after, activate: p.smaller}
+	en := enableData{queue: p.queue, after: after, activate: p.smaller}
+	if p.smaller {
+		en.seq = p.n.actSeq.Add(1)
+	}
+	cs.enable <- en
 	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound)
 }
 
@@ -323,15 +336,19 @@ func (p *peer) readerEnded(m readerEnded) {
 		why = "connection failed: " + cs.closeReason
 	}
 	p.n.log.Debug("connection ended", "peer", p.id.Short(), "why", why, "was_live", wasActive)
-	if !wasActive || p.leaving != "" {
+	if p.leaving != "" {
 		return
 	}
-	if m.bye != nil && m.bye.Reason == wire.ReasonDuplicate && !p.smaller {
-		// The peer moved to another connection of the pair; its Activate is on the way.
-		p.replacing = p.n.clock.Now()
+	if m.bye != nil && m.bye.Reason == wire.ReasonDuplicate && !p.smaller && p.active == nil {
+		// The peer, which decides, has another connection of the pair live (or about
+		// to be): its Activate is on the way, even if that connection is still in our
+		// listener's handshake.
+		p.expecting = p.n.clock.Now()
 		return
 	}
-	p.lose(why)
+	if wasActive {
+		p.lose(why)
+	}
 }
 
 func (p *peer) writerEnded(m writerEnded) {
@@ -344,7 +361,7 @@ func (p *peer) writerEnded(m writerEnded) {
 
 // lose reports the peer lost, once.
 func (p *peer) lose(reason string) {
-	p.replacing = time.Time{}
+	p.expecting, p.actSeq = time.Time{}, 0
 	p.closeQueue()
 	if !p.connected {
 		return
@@ -376,8 +393,9 @@ func (p *peer) tick() {
 			p.sayBye(cs, wire.ReasonTimeout)
 		}
 	}
-	if !p.replacing.IsZero() && now.Sub(p.replacing) > p.n.cfg.HandshakeTimeout {
-		p.lose("peer replaced the connection, but the replacement did not arrive")
+	if !p.expecting.IsZero() && now.Sub(p.expecting) > p.n.cfg.HandshakeTimeout {
+		p.lastErr = fmt.Errorf("connecting to %s: the peer called our connection a duplicate, but activated none within %v", p.id.Short(), p.n.cfg.HandshakeTimeout)
+		p.lose("peer moved to another connection, which did not arrive")
 	}
 	if cs := p.active; cs != nil {
 		cs.pingSeq++
@@ -400,7 +418,7 @@ func (p *peer) settle() {
 	}
 	if p.connected {
 		p.resolve(nil)
-	} else if !p.dialing && p.replacing.IsZero() && !p.pending() {
+	} else if !p.dialing && p.expecting.IsZero() && !p.pending() {
 		err := p.lastErr
 		if err == nil {
 			err = fmt.Errorf("connecting to %s: %w", p.id.Short(), ErrNotConnected)

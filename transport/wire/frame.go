@@ -60,8 +60,6 @@ func EncodeEnvelope(m Message) ([]byte, error) {
 	}
 	var err error
 	switch m := m.(type) {
-	case Activate:
-		err = enc.EncodeNil()
 	case Unknown:
 		err = enc.EncodeNil()
 	default:
@@ -111,8 +109,9 @@ func DecodeEnvelope(b []byte) (Message, error) {
 		err = dec.Decode(&g)
 		m = g
 	case TypeActivate:
-		err = dec.Skip()
-		m = Activate{}
+		var a Activate
+		err = dec.Decode(&a)
+		m = a
 	default:
 		err = dec.Skip()
 		m = Unknown{Tag: Type(tag)}

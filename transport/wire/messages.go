@@ -74,8 +74,12 @@ const (
 
 // Activate is sent by the node with the smaller NodeID on the connection it chose to
 // carry data. The larger node sends data only on a connection it received Activate on,
-// so both ends always agree which connection of a pair is live.
-type Activate struct{}
+// so both ends always agree which connection of a pair is live. Seq grows with every
+// activation of the sender; Activates on different connections can arrive out of
+// order, and the larger node follows only the newest.
+type Activate struct {
+	Seq uint64 `msgpack:"s"`
+}
 
 // Unknown is a message of a type this version does not know; it is skipped.
 type Unknown struct {
