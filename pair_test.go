@@ -2,6 +2,7 @@ package crust_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -20,8 +21,13 @@ func TestSimultaneousDial(t *testing.T) {
 	if testing.Short() {
 		rounds = 20
 	}
-	a := newNode(t, fastConfig(), nil)
-	b := newNode(t, fastConfig(), nil)
+	// Each side sends a burst right after Connect returns, while duplicates are still
+	// being closed and the live connection may still swap: every message must arrive,
+	// once, in order.
+	const burst = 50
+	checkA, checkB := &roundChecker{}, &roundChecker{}
+	a := newNode(t, fastConfig(), checkA.check)
+	b := newNode(t, fastConfig(), checkB.check)
 	for round := 1; round <= rounds; round++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		start := make(chan struct{})
@@ -39,15 +45,22 @@ func TestSimultaneousDial(t *testing.T) {
 			}
 		}
 		cancel()
+		for seq := range burst {
+			msg := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(round)), uint32(seq))
+			if err := a.Send(b.ID(), msg); err != nil {
+				t.Fatalf("round %d: send: %v", round, err)
+			}
+			if err := b.Send(a.ID(), msg); err != nil {
+				t.Fatalf("round %d: send: %v", round, err)
+			}
+		}
+		a.waitUntil(5*time.Second, "the burst", func() bool { return a.received[b.ID()] == round*burst })
+		b.waitUntil(5*time.Second, "the burst", func() bool { return b.received[a.ID()] == round*burst })
 		a.waitConnected(b.ID(), round)
 		b.waitConnected(a.ID(), round)
-		pa, _ := waitSettled(t, a, b)
+		waitSettled(t, a, b)
 		if ca, cb := a.connectedCount(b.ID()), b.connectedCount(a.ID()); ca != round || cb != round {
 			t.Fatalf("round %d: PeerConnected events A=%d B=%d, want %d each", round, ca, cb, round)
-		}
-		// The kept connection is the one the smaller NodeID dialled.
-		if want := a.ID().Less(b.ID()); pa.Outbound != want {
-			t.Fatalf("round %d: A's live connection outbound=%v, want %v (smaller NodeID's dial wins)", round, pa.Outbound, want)
 		}
 		if err := a.Disconnect(b.ID()); err != nil {
 			t.Fatalf("round %d: disconnect: %v", round, err)
@@ -57,6 +70,34 @@ func TestSimultaneousDial(t *testing.T) {
 		a.waitConns(b.ID(), 0)
 		b.waitConns(a.ID(), 0)
 	}
+	for name, c := range map[string]*roundChecker{"A": checkA, "B": checkB} {
+		c.mu.Lock()
+		if len(c.errs) > 0 {
+			t.Errorf("%s received out of order: %v", name, c.errs)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// roundChecker checks messages of the form (round, seq): in order, none missing.
+type roundChecker struct {
+	mu         sync.Mutex
+	round, seq uint32
+	errs       []string
+}
+
+func (c *roundChecker) check(m crust.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	round, seq := binary.BigEndian.Uint32(m.Data), binary.BigEndian.Uint32(m.Data[4:])
+	want := c.seq + 1
+	if round != c.round {
+		want = 0
+	}
+	if seq != want && len(c.errs) < 5 {
+		c.errs = append(c.errs, fmt.Sprintf("round %d: got seq %d, want %d", round, seq, want))
+	}
+	c.round, c.seq = round, seq
 }
 
 // waitSettled waits until a and b each hold exactly one connection to the other and

@@ -3,6 +3,8 @@ package actors
 import (
 	"errors"
 	"fmt"
+
+	"github.com/crust-p2p/crust/transport/wire"
 )
 
 // ErrQueueFull is returned by Send when the peer's send queue is full: the peer (or
@@ -24,7 +26,15 @@ var ErrMessageTooLarge = errors.New("message larger than the maximum message siz
 // errAborted marks a connection goroutine stopped by its owner.
 var errAborted = errors.New("connection closed locally")
 
-// errProtocol is a frame that has no business after the handshake.
+// errUnexpectedFrame marks a frame that has no business after the handshake.
+var errUnexpectedFrame = errors.New("protocol error: unexpected frame")
+
 func errProtocol(m any) error {
-	return fmt.Errorf("protocol error: unexpected %T after the handshake", m)
+	return fmt.Errorf("%w: %T after the handshake", errUnexpectedFrame, m)
+}
+
+// isProtocolError reports whether a read error is the peer's fault (bad frames)
+// rather than the network's.
+func isProtocolError(err error) bool {
+	return errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformed) || errors.Is(err, errUnexpectedFrame)
 }

@@ -332,6 +332,9 @@ func (p *peer) readerEnded(m readerEnded) {
 			p.sayBye(cs, m.bye.Reason)
 		}
 	default:
+		if isProtocolError(m.err) {
+			p.n.log.Warn("closing connection: peer broke the protocol", "peer", p.id.Short(), "addr", cs.conn.RemoteAddr(), "err", m.err)
+		}
 		p.closeConn(cs, m.err.Error())
 		why = "connection failed: " + cs.closeReason
 	}
