@@ -213,8 +213,9 @@ func (cs *connState) write() error {
 // Goodbye or abort is pending.
 func (cs *connState) writeQueued(q *sendQueue) error {
 	for len(cs.bye) == 0 {
-		batch := q.pop()
+		batch, arena := q.pop()
 		if len(batch) == 0 {
+			q.recycle(batch, arena)
 			return nil
 		}
 		for _, msg := range batch {
@@ -222,7 +223,7 @@ func (cs *connState) writeQueued(q *sendQueue) error {
 				return err
 			}
 		}
-		clear(batch)
+		q.recycle(batch, arena)
 		select {
 		case <-cs.abort:
 			return errAborted

@@ -107,9 +107,13 @@ func (e *Emitter) Run() {
 			delivered := 0
 			for _, ev := range batch {
 				select {
-				case e.out <- ev:
-				case <-e.done:
-					return
+				case e.out <- ev: // the common case, without a full select
+				default:
+					select {
+					case e.out <- ev:
+					case <-e.done:
+						return
+					}
 				}
 				if _, ok := ev.(Message); ok {
 					delivered++

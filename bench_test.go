@@ -1,0 +1,160 @@
+package crust_test
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
+)
+
+// The throughput benchmarks send b.N messages one way over loopback and count them
+// at the receiver. Raw TCP and raw TLS use the same framing (package wire) with one
+// writer and one reader goroutine: the floor crust's actors, queues and events are
+// measured against. Compare with benchstat; the ratio crust/raw-TLS is the figure.
+
+var benchSizes = []struct {
+	name string
+	size int
+}{{"64B", 64}, {"1KiB", 1 << 10}, {"1MiB", 1 << 20}}
+
+func BenchmarkThroughput(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run("crust/"+s.name, func(b *testing.B) { benchCrust(b, s.size) })
+		b.Run("rawTLS/"+s.name, func(b *testing.B) { benchRaw(b, s.size, true) })
+		b.Run("rawTCP/"+s.name, func(b *testing.B) { benchRaw(b, s.size, false) })
+	}
+}
+
+func reportRate(b *testing.B, size int, start time.Time) {
+	secs := time.Since(start).Seconds()
+	b.ReportMetric(float64(b.N)/secs, "msgs/s")
+	b.ReportMetric(float64(b.N)*float64(size)/secs/1e6, "MB/s")
+	b.ReportMetric(0, "ns/op") // the rates above are the figures; ns/op is their inverse
+}
+
+func benchCrust(b *testing.B, size int) {
+	cfg := crust.Config{
+		ListenAddrs: []string{"127.0.0.1:0"},
+		SendBlocks:  true,
+		Log:         slog.New(slog.DiscardHandler),
+	}
+	tx, err := crust.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Close()
+	rx, err := crust.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	if err := tx.Connect(ctx, rx.Contact()); err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, size)
+	done := make(chan int)
+	go func() {
+		got := 0
+		for ev := range rx.Events() {
+			if _, ok := ev.(crust.Message); ok {
+				got++
+				if got == b.N {
+					break
+				}
+			}
+		}
+		done <- got
+	}()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := tx.Send(rx.ID(), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if got := <-done; got != b.N {
+		b.Fatalf("received %d of %d", got, b.N)
+	}
+	reportRate(b, size, start)
+}
+
+func benchRaw(b *testing.B, size int, useTLS bool) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var srvCfg, cliCfg *tls.Config
+	if useTLS {
+		for _, cfg := range []**tls.Config{&srvCfg, &cliCfg} {
+			id, err := identity.Generate()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if *cfg, err = id.TLSConfig(time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	done := make(chan int)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer c.Close()
+		var r io.Reader = c
+		if useTLS {
+			r = tls.Server(c, srvCfg)
+		}
+		fr := wire.NewReader(r, 64<<10, wire.DefaultMaxFrameSize)
+		got := 0
+		for got < b.N {
+			if _, err := fr.Read(); err != nil {
+				break
+			}
+			got++
+		}
+		done <- got
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var w io.Writer = c
+	if useTLS {
+		tc := tls.Client(c, cliCfg)
+		if err := tc.Handshake(); err != nil {
+			b.Fatal(err)
+		}
+		w = tc
+	}
+	fw := wire.NewWriter(w, 64<<10)
+	msg := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := fw.Write(wire.Data(msg)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := fw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if got := <-done; got != b.N {
+		b.Fatalf("received %d of %d", got, b.N)
+	}
+	reportRate(b, size, start)
+}
