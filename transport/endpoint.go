@@ -56,6 +56,8 @@ func ParseEndpoint(s string) (Endpoint, error) {
 func AddrPortOf(a net.Addr) netip.AddrPort {
 	var ap netip.AddrPort
 	switch a := a.(type) {
+	case nil:
+		return netip.AddrPort{}
 	case *net.TCPAddr:
 		ap = a.AddrPort()
 	case *net.UDPAddr:

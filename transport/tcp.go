@@ -233,6 +233,11 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	if want == nil {
 		c.rtt = tlsRTT
 	}
+	// Unhook the cancellation first: once it has fired it may still be about to set
+	// the past deadline, which would undo the reset below and hand out a dead conn.
+	if !stop() {
+		return nil, fmt.Errorf("handshake cancelled: %w", context.Cause(ctx))
+	}
 	if err := raw.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}

@@ -65,26 +65,37 @@ func LoadOrCreate(dir string) (*Identity, error) {
 		return nil, err
 	}
 	block := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: ident.key.Seed()})
-	// O_EXCL: if another process created the key meanwhile, use theirs.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written to a temporary file (mode 0600), then linked into place: the key appears
+	// whole or not at all, so a process starting at the same time never reads half a
+	// file, and if another process linked its key first, we use theirs.
+	tmp, err := os.CreateTemp(dir, KeyFileName+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("creating node key in %s: %w", dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(block); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("writing node key %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("syncing node key %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("closing node key %s: %w", tmp.Name(), err)
+	}
+	err = os.Link(tmp.Name(), path)
 	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreate(dir)
+		// Read once rather than start over: a dangling symlink named node.key is not
+		// there for ReadFile yet exists for Link, and starting over would never end.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading node key %s: %w", path, err)
+		}
+		return parseKeyFile(path, b)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating node key %s: %w", path, err)
-	}
-	if _, err := f.Write(block); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("writing node key %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("syncing node key %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("closing node key %s: %w", path, err)
 	}
 	return ident, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // NodeIDSize is the length of a NodeID in bytes: an ed25519 public key.
@@ -57,23 +58,33 @@ func (id *NodeID) UnmarshalText(b []byte) error {
 // upper case is accepted; anything else that is not exactly 52 base32 characters is an
 // error that says what is wrong.
 func ParseNodeID(s string) (NodeID, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if len(s) != NodeIDTextLen {
-		return NodeID{}, fmt.Errorf("%w: %d characters, want %d", ErrBadNodeID, len(s), NodeIDTextLen)
+	s = strings.TrimSpace(s)
+	if n := utf8.RuneCountInString(s); n != NodeIDTextLen {
+		return NodeID{}, fmt.Errorf("%w: %d characters, want %d", ErrBadNodeID, n, NodeIDTextLen)
 	}
-	for i, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') {
-			return NodeID{}, fmt.Errorf("%w: character %q at position %d is not base32 (a-z, 2-7)", ErrBadNodeID, r, i+1)
+	// Lowered by hand: strings.ToLower would also map non-ASCII look-alikes such as
+	// the Kelvin sign U+212A to 'k'.
+	text := make([]byte, 0, NodeIDTextLen)
+	pos := 0
+	for _, r := range s {
+		pos++
+		switch {
+		case r >= 'a' && r <= 'z', r >= '2' && r <= '7':
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+		default:
+			return NodeID{}, fmt.Errorf("%w: character %q at position %d is not base32 (a-z, 2-7)", ErrBadNodeID, r, pos)
 		}
+		text = append(text, byte(r))
 	}
 	var id NodeID
-	n, err := textEncoding.Decode(id[:], []byte(s))
+	n, err := textEncoding.Decode(id[:], text)
 	if err != nil || n != NodeIDSize {
 		return NodeID{}, fmt.Errorf("%w: %v", ErrBadNodeID, err)
 	}
 	// 52 base32 characters carry 260 bits; the last 4 must be zero for a canonical
 	// encoding, so each ID has exactly one text form.
-	if id.String() != s {
+	if id.String() != string(text) {
 		return NodeID{}, fmt.Errorf("%w: not the canonical encoding (last character %q)", ErrBadNodeID, s[len(s)-1])
 	}
 	return id, nil

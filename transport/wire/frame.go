@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -72,16 +73,34 @@ func EncodeEnvelope(m Message) ([]byte, error) {
 }
 
 // DecodeEnvelope decodes one envelope (a frame without its length prefix). It accepts
-// any valid msgpack encoding of the envelope, not only the one Encode produces.
+// any valid msgpack encoding of the envelope, not only the one Encode produces, as long
+// as the body nests no deeper than 32 levels.
 func DecodeEnvelope(b []byte) (Message, error) {
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
 	n, err := dec.DecodeArrayLen()
 	if err != nil || n != 2 {
 		return nil, fmt.Errorf("%w: envelope is not a 2-element array", ErrMalformed)
 	}
-	tag, err := dec.DecodeUint8()
+	// Decoded wide so that 258 is not taken for 2 (DecodeUint8 truncates).
+	tag, err := dec.DecodeUint64()
 	if err != nil {
 		return nil, fmt.Errorf("%w: message type: %v", ErrMalformed, err)
+	}
+	if tag > math.MaxUint8 {
+		return nil, fmt.Errorf("%w: message type %d out of range", ErrMalformed, tag)
+	}
+	// msgpack trusts the lengths it reads (it preallocates up to 1 MiB or a million
+	// elements for what a header claims) and recurses once per nesting level, so a
+	// short frame could cost megabytes and a deep one overflow the stack. Checking the
+	// body first bounds both by the frame itself.
+	body := b[len(b)-r.Len():]
+	size, err := valueSize(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: type %d body: %v", ErrMalformed, tag, err)
+	}
+	if size != len(body) {
+		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrMalformed, len(body)-size)
 	}
 	var m Message
 	switch Type(tag) {
@@ -119,8 +138,8 @@ func DecodeEnvelope(b []byte) (Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: type %d body: %v", ErrMalformed, tag, err)
 	}
-	if dec.Buffered().(*bytes.Reader).Len() != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrMalformed, dec.Buffered().(*bytes.Reader).Len())
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrMalformed, r.Len())
 	}
 	return m, nil
 }
@@ -202,10 +221,12 @@ func (fr *Reader) Read() (Message, error) {
 		}
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr))
-	if n > fr.max {
-		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, n, fr.max)
+	// Compared before converting: on 32-bit platforms int(n) can be negative.
+	size := binary.BigEndian.Uint32(hdr)
+	if uint64(size) > uint64(max(fr.max, 0)) {
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, size, fr.max)
 	}
+	n := int(size)
 	fr.r.Discard(HeaderSize)
 	if m, ok, err := fr.readData(n); ok || err != nil {
 		return m, err
