@@ -115,15 +115,15 @@ func (cs *connState) readLoop() {
 		return ok
 	}
 	for {
-		m, err := cs.conn.Read()
+		f, err := cs.conn.ReadFrame()
 		if err != nil {
 			flush()
 			cs.send(readerEnded{cs: cs, err: err})
 			return
 		}
-		switch m := m.(type) {
-		case wire.Data:
-			batch = append(batch, Message{From: from, Data: m})
+		switch m := f.Msg.(type) {
+		case nil:
+			batch = append(batch, Message{From: from, Data: f.Data})
 		case wire.Ping:
 			cs.control(wire.Pong(m))
 		case wire.Goodbye:
@@ -219,7 +219,7 @@ func (cs *connState) writeQueued(q *sendQueue) error {
 			return nil
 		}
 		for _, msg := range batch {
-			if err := cs.conn.Write(wire.Data(msg)); err != nil {
+			if err := cs.conn.WriteData(msg); err != nil {
 				return err
 			}
 		}

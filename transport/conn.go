@@ -28,22 +28,24 @@ type streamConn struct {
 	hello    *wire.Hello
 	outbound bool
 	rtt      time.Duration
+	maxFrame int
 	close    sync.Once
 }
 
 var _ Conn = (*streamConn)(nil)
 
-func (c *streamConn) PeerID() identity.NodeID     { return c.peer }
-func (c *streamConn) PeerHello() *wire.Hello      { return c.hello }
-func (c *streamConn) Outbound() bool              { return c.outbound }
-func (c *streamConn) Proto() string               { return c.proto }
-func (c *streamConn) LocalAddr() net.Addr         { return c.raw.LocalAddr() }
-func (c *streamConn) RemoteAddr() net.Addr        { return c.raw.RemoteAddr() }
-func (c *streamConn) HandshakeRTT() time.Duration { return c.rtt }
-func (c *streamConn) Read() (wire.Message, error) { return c.fr.Read() }
-func (c *streamConn) Buffered() int               { return c.fr.Buffered() }
-func (c *streamConn) Write(m wire.Message) error  { return c.fw.Write(m) }
-func (c *streamConn) Flush() error                { return c.fw.Flush() }
+func (c *streamConn) PeerID() identity.NodeID        { return c.peer }
+func (c *streamConn) PeerHello() *wire.Hello         { return c.hello }
+func (c *streamConn) Outbound() bool                 { return c.outbound }
+func (c *streamConn) Proto() string                  { return c.proto }
+func (c *streamConn) LocalAddr() net.Addr            { return c.raw.LocalAddr() }
+func (c *streamConn) RemoteAddr() net.Addr           { return c.raw.RemoteAddr() }
+func (c *streamConn) HandshakeRTT() time.Duration    { return c.rtt }
+func (c *streamConn) ReadFrame() (wire.Frame, error) { return c.fr.ReadFrame() }
+func (c *streamConn) WriteData(p []byte) error       { return c.fw.WriteData(p) }
+func (c *streamConn) Buffered() int                  { return c.fr.Buffered() }
+func (c *streamConn) Write(m wire.Message) error     { return c.fw.Write(m) }
+func (c *streamConn) Flush() error                   { return c.fw.Flush() }
 
 // Close closes the socket at once. It sends no TLS close_notify: that could block
 // behind a stalled writer, and crust's Goodbye already says a connection ends on purpose.

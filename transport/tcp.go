@@ -18,6 +18,13 @@ import (
 // DefaultHandshakeTimeout bounds TCP connect, TLS handshake and Hello exchange.
 const DefaultHandshakeTimeout = 10 * time.Second
 
+// Limits on the Hello: its frame (the normal frame limit applies only after it) and
+// how many endpoints it may list.
+const (
+	maxHelloSize      = 64 << 10
+	maxHelloEndpoints = 256
+)
+
 // TCPConfig configures a TCP transport.
 type TCPConfig struct {
 	// Identity is the node's key pair. Required.
@@ -222,6 +229,7 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 		raw:      raw,
 		tls:      tc,
 		fr:       wire.NewReader(tc, readBufferSize, t.cfg.MaxFrameSize),
+		maxFrame: t.cfg.MaxFrameSize,
 		fw:       wire.NewWriter(tc, writeBufferSize),
 		proto:    "tcp",
 		peer:     peer,
@@ -264,7 +272,11 @@ func (c *streamConn) exchangeHello(clock Clock, ours *wire.Hello) error {
 	if err := c.fw.Flush(); err != nil {
 		return fmt.Errorf("sending Hello: %w", err)
 	}
+	// Until the Hello is in, the peer has proven a key but nothing else: a frame of
+	// up to the full limit could make a Hello cost many times its size in memory.
+	c.fr.SetMaxFrameSize(maxHelloSize)
 	m, err := c.fr.Read()
+	c.fr.SetMaxFrameSize(c.maxFrame)
 	if err != nil {
 		return fmt.Errorf("reading Hello: %w", err)
 	}
@@ -282,6 +294,9 @@ func (c *streamConn) exchangeHello(clock Clock, ours *wire.Hello) error {
 	}
 	if id != c.peer {
 		return fmt.Errorf("%w: Hello names node %s but the certificate proves %s", ErrBadHello, id.Short(), c.peer.Short())
+	}
+	if len(h.Endpoints) > maxHelloEndpoints {
+		return fmt.Errorf("%w: %d endpoints, at most %d", ErrBadHello, len(h.Endpoints), maxHelloEndpoints)
 	}
 	c.hello = h
 	return nil

@@ -57,12 +57,14 @@ type Conn interface {
 	RemoteAddr() net.Addr
 	// HandshakeRTT estimates the round-trip time from the handshake.
 	HandshakeRTT() time.Duration
-	// Read returns the next message.
-	Read() (wire.Message, error)
+	// ReadFrame returns the next frame: a Data payload or another message.
+	ReadFrame() (wire.Frame, error)
 	// Buffered is how many received bytes Read can consume without blocking.
 	Buffered() int
 	// Write buffers one message; Flush sends what is buffered.
 	Write(wire.Message) error
+	// WriteData buffers one Data message carrying payload (the hot path: no boxing).
+	WriteData(payload []byte) error
 	// Flush sends buffered messages.
 	Flush() error
 	// Close closes the connection.

@@ -53,10 +53,13 @@ func EncodeEnvelope(m Message) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
+	// Integers in their shortest form: the type tag is one byte, as in Data's fast
+	// path, and a small Seq costs one byte, not nine.
+	enc.UseCompactInts(true)
 	if err := enc.EncodeArrayLen(2); err != nil {
 		return nil, err
 	}
-	if err := enc.EncodeUint8(uint8(m.Type())); err != nil {
+	if err := enc.EncodeUint(uint64(m.Type())); err != nil {
 		return nil, err
 	}
 	var err error
@@ -159,7 +162,7 @@ func NewWriter(w io.Writer, size int) *Writer {
 // Write appends one frame to the buffer (and writes through when the buffer fills).
 func (fw *Writer) Write(m Message) error {
 	if d, ok := m.(Data); ok {
-		return fw.writeData(d)
+		return fw.WriteData(d)
 	}
 	env, err := EncodeEnvelope(m)
 	if err != nil {
@@ -173,9 +176,10 @@ func (fw *Writer) Write(m Message) error {
 	return err
 }
 
-// writeData is the hot path: the envelope prefix is built in place and the payload is
-// copied once into the buffer, or written straight through when it is large.
-func (fw *Writer) writeData(d []byte) error {
+// WriteData appends a Data frame carrying d. It is the hot path: the envelope prefix
+// is built in place (no Message boxing) and the payload is copied once into the
+// buffer, or written straight through when it is large.
+func (fw *Writer) WriteData(d []byte) error {
 	var p [8]byte
 	prefix := dataPrefix(&p, len(d))
 	binary.BigEndian.PutUint32(fw.header[:HeaderSize], uint32(len(prefix)+len(d)))
@@ -192,6 +196,15 @@ func (fw *Writer) Flush() error { return fw.w.Flush() }
 
 // Buffered returns the number of bytes waiting for Flush.
 func (fw *Writer) Buffered() int { return fw.w.Buffered() }
+
+// Frame is one decoded frame: a Data payload, or another message. Keeping Data out of
+// the Message interface saves an allocation per message on the hot path.
+type Frame struct {
+	// Msg is the message, or nil for a Data frame.
+	Msg Message
+	// Data is the payload of a Data frame, owned by the caller.
+	Data []byte
+}
 
 // Reader reads frames from a buffered stream. It is not safe for concurrent use.
 type Reader struct {
@@ -210,40 +223,58 @@ func NewReader(r io.Reader, size, maxFrame int) *Reader {
 // without blocking.
 func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
-// Read reads one frame. A Data payload is a fresh slice owned by the caller. Errors are
-// io.EOF (clean end between frames), io.ErrUnexpectedEOF, the stream's error,
-// ErrFrameTooLarge or ErrMalformed; after an error the Reader is unusable.
+// SetMaxFrameSize changes the limit on the envelope size of the next frames, e.g. a
+// small one for the Hello before the connection is trusted.
+func (fr *Reader) SetMaxFrameSize(n int) { fr.max = n }
+
+// Read reads one frame as a Message (a Data frame as Data). A Data payload is a fresh
+// slice owned by the caller. Errors are those of ReadFrame.
 func (fr *Reader) Read() (Message, error) {
+	f, err := fr.ReadFrame()
+	if err != nil || f.Msg != nil {
+		return f.Msg, err
+	}
+	return Data(f.Data), nil
+}
+
+// ReadFrame reads one frame. A Data payload is a fresh slice owned by the caller.
+// Errors are io.EOF (clean end between frames), io.ErrUnexpectedEOF, the stream's
+// error, ErrFrameTooLarge or ErrMalformed; after an error the Reader is unusable.
+func (fr *Reader) ReadFrame() (Frame, error) {
 	hdr, err := fr.r.Peek(HeaderSize)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
+		return Frame{}, err
 	}
 	// Compared before converting: on 32-bit platforms int(n) can be negative.
 	size := binary.BigEndian.Uint32(hdr)
 	if uint64(size) > uint64(max(fr.max, 0)) {
-		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, size, fr.max)
+		return Frame{}, fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, size, fr.max)
 	}
 	n := int(size)
 	fr.r.Discard(HeaderSize)
-	if m, ok, err := fr.readData(n); ok || err != nil {
-		return m, err
+	if d, ok, err := fr.readData(n); ok || err != nil {
+		return Frame{Data: d}, err
 	}
 	if cap(fr.buf) < n {
 		fr.buf = make([]byte, n)
 	}
 	body := fr.buf[:n]
 	if _, err := io.ReadFull(fr.r, body); err != nil {
-		return nil, unexpected(err)
+		return Frame{}, unexpected(err)
 	}
-	return DecodeEnvelope(body)
+	m, err := DecodeEnvelope(body)
+	if d, ok := m.(Data); ok {
+		return Frame{Data: d}, nil
+	}
+	return Frame{Msg: m}, err
 }
 
 // readData decodes a Data frame in the canonical encoding straight into a payload slice
 // of its own. ok is false when the frame is something else.
-func (fr *Reader) readData(n int) (Message, bool, error) {
+func (fr *Reader) readData(n int) ([]byte, bool, error) {
 	if n < 4 {
 		return nil, false, nil
 	}
@@ -279,7 +310,7 @@ func (fr *Reader) readData(n int) (Message, bool, error) {
 	if _, err := io.ReadFull(fr.r, payload); err != nil {
 		return nil, true, unexpected(err)
 	}
-	return Data(payload), true, nil
+	return payload, true, nil
 }
 
 func unexpected(err error) error {

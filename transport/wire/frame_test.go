@@ -64,17 +64,17 @@ var vectors = []struct {
 }{
 	{"Data hi", Data("hi"), "00000006 92 02 c4 02 6869"},
 	{"Data empty", Data{}, "00000004 92 02 c4 00"},
-	{"Ping", Ping{Seq: 7}, "0000000f 92 cc03 81 a173 cf0000000000000007"},
-	{"Pong", Pong{Seq: 7}, "0000000f 92 cc04 81 a173 cf0000000000000007"},
-	{"Goodbye duplicate", Goodbye{Reason: ReasonDuplicate}, "00000010 92 cc05 81 a172 a9 6475706c6963617465"},
-	{"Activate", Activate{Seq: 3}, "0000000f 92 cc06 81 a173 cf0000000000000003"},
-	{"Unknown", Unknown{Tag: 9}, "00000004 92 cc09 c0"},
-	{"Hello", testHello, "00000077 92 cc01 84" +
-		" a176 cd0001" +
+	{"Ping", Ping{Seq: 7}, "00000006 92 03 81 a173 07"},
+	{"Pong", Pong{Seq: 7}, "00000006 92 04 81 a173 07"},
+	{"Goodbye duplicate", Goodbye{Reason: ReasonDuplicate}, "0000000f 92 05 81 a172 a9 6475706c6963617465"},
+	{"Activate", Activate{Seq: 3}, "00000006 92 06 81 a173 03"},
+	{"Unknown", Unknown{Tag: 9}, "00000003 92 09 c0"},
+	{"Hello", testHello, "00000074 92 01 84" +
+		" a176 01" +
 		" a26964 c420 abababababababababababababababababababababababababababababababab" +
 		" a26570 92 b4 7463703a2f2f3139322e302e322e313a35343833 b8 7463703a2f2f5b323030313a6462383a3a315d3a35343833" +
 		" a36f6273 b2 3139382e35312e3130302e373a3430303030"},
-	{"Hello empty", &Hello{}, "00000016 92 cc01 84 a176 cd0000 a26964 c0 a26570 c0 a36f6273 a0"},
+	{"Hello empty", &Hello{}, "00000013 92 01 84 a176 00 a26964 c0 a26570 c0 a36f6273 a0"},
 }
 
 func TestVectorsEncode(t *testing.T) {
@@ -171,7 +171,7 @@ func TestDecodeOtherEncodings(t *testing.T) {
 		{"Data nil", "92 02 c0", Data{}},
 		{"array16 envelope", "dc 0002 02 c4 01 78", Data("x")},
 		{"type as uint16", "92 cd0003 81 a173 07", Ping{Seq: 7}},
-		{"compact seq", "92 03 81 a173 07", Ping{Seq: 7}},
+		{"wide ints", "92 cc03 81 a173 cf0000000000000007", Ping{Seq: 7}},
 		{"struct as array", "92 04 91 07", Pong{Seq: 7}},
 		{"unknown field ignored", "92 05 82 a178 93 01 02 03 a172 a2 6869", Goodbye{Reason: "hi"}},
 		{"empty body", "92 05 80", Goodbye{}},

@@ -114,7 +114,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 func FuzzHello(f *testing.F) {
 	for _, v := range vectors {
 		if _, ok := v.msg.(*Hello); ok {
-			f.Add(unhex(f, v.hex)[HeaderSize+3:]) // after the length, 92 and cc 01
+			f.Add(unhex(f, v.hex)[HeaderSize+2:]) // after the length, 92 and 01
 		}
 	}
 	f.Add(unhex(f, "84 a176 01 a26964 c4 02 0102 a26570 91 a1 78 a36f6273 a1 79")) // compact ints
