@@ -213,9 +213,9 @@ func (cs *connState) write() error {
 // Goodbye or abort is pending.
 func (cs *connState) writeQueued(q *sendQueue) error {
 	for len(cs.bye) == 0 {
-		batch, arena := q.pop()
+		batch, chunks := q.pop()
 		if len(batch) == 0 {
-			q.recycle(batch, arena)
+			q.recycle(batch, chunks)
 			return nil
 		}
 		for _, msg := range batch {
@@ -223,7 +223,7 @@ func (cs *connState) writeQueued(q *sendQueue) error {
 				return err
 			}
 		}
-		q.recycle(batch, arena)
+		q.recycle(batch, chunks)
 		select {
 		case <-cs.abort:
 			return errAborted

@@ -45,9 +45,9 @@ func BenchmarkDataPath(b *testing.B) {
 			defer close(done)
 			for n := 0; n < b.N; {
 				<-q.ready
-				msgs, arena := q.pop()
+				msgs, chunks := q.pop()
 				n += len(msgs)
-				q.recycle(msgs, arena)
+				q.recycle(msgs, chunks)
 			}
 		}()
 		b.ResetTimer()

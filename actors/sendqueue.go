@@ -4,12 +4,13 @@ import (
 	"sync"
 )
 
-// arenaMax is the largest message copied into the queue's arena; larger ones get an
-// allocation of their own. recycleMax is the largest arena kept for reuse, so an idle
-// peer holds little memory after a burst.
+// Small messages (up to arenaMax) are copied back to back into 64 KiB chunks; larger
+// ones get an allocation of their own. Chunks come back through recycle once written,
+// and up to maxFreeChunks are kept for reuse, so an idle peer holds at most 1 MiB.
 const (
-	arenaMax   = 16 << 10
-	recycleMax = 1 << 20
+	arenaMax      = 16 << 10
+	chunkSize     = 64 << 10
+	maxFreeChunks = 16
 )
 
 // sendQueue is a peer's bounded queue of outgoing messages. Many goroutines push (the
@@ -17,20 +18,20 @@ const (
 // burst of small messages costs one lock and one flush. It outlives a connection
 // swap: the next connection's writer drains what the last one left.
 //
-// Small messages are copied back to back into an arena, so Send does not allocate in
-// the steady state: the writer hands each popped arena back with recycle once its
-// bytes are written.
+// Send copies the message, so the caller may reuse its buffer; with chunks recycled,
+// a steady stream of small messages costs no allocation.
 type sendQueue struct {
 	maxMsgs, maxBytes int
 
-	mu     sync.Mutex
-	msgs   [][]byte
-	arena  []byte
-	spare  [][]byte // a popped msgs slice, returned by recycle
-	free   []byte   // a popped arena, returned by recycle
-	bytes  int
-	closed bool
-	space  chan struct{} // closed when pop frees room, if a blocking Send waits
+	mu          sync.Mutex
+	msgs        [][]byte
+	chunks      [][]byte // chunks that msgs point into; the last one is being filled
+	spareMsgs   [][]byte // an emptied msgs slice, from recycle
+	spareChunks [][]byte // an emptied chunks slice, from recycle
+	free        [][]byte // empty chunks ready for reuse
+	bytes       int
+	closed      bool
+	space       chan struct{} // closed when pop frees room, if a blocking Send waits
 
 	ready chan struct{} // cap 1: the queue went non-empty
 }
@@ -56,9 +57,7 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 		}
 		if len(q.msgs) < q.maxMsgs && (q.bytes+len(msg) <= q.maxBytes || len(q.msgs) == 0) {
 			if own == nil {
-				start := len(q.arena)
-				q.arena = append(q.arena, msg...)
-				own = q.arena[start:len(q.arena):len(q.arena)]
+				own = q.copyIn(msg)
 			}
 			q.msgs = append(q.msgs, own)
 			q.bytes += len(msg)
@@ -89,31 +88,61 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 	}
 }
 
-// pop takes every queued message, and the arena they may point into. The caller
-// writes them, then passes both to recycle.
-func (q *sendQueue) pop() ([][]byte, []byte) {
+// copyIn copies a small message into the current chunk, starting a new one when it
+// does not fit. Called with mu held.
+func (q *sendQueue) copyIn(msg []byte) []byte {
+	n := len(q.chunks)
+	if n == 0 || cap(q.chunks[n-1])-len(q.chunks[n-1]) < len(msg) {
+		var c []byte
+		if f := len(q.free); f > 0 {
+			c, q.free = q.free[f-1], q.free[:f-1]
+		} else {
+			c = make([]byte, 0, chunkSize)
+		}
+		q.chunks = append(q.chunks, c)
+		n++
+	}
+	c := q.chunks[n-1]
+	start := len(c)
+	c = append(c, msg...)
+	q.chunks[n-1] = c
+	return c[start:len(c):len(c)]
+}
+
+// pop takes every queued message, and the chunks they point into. The caller writes
+// them, then passes both to recycle.
+func (q *sendQueue) pop() ([][]byte, [][]byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	msgs, arena := q.msgs, q.arena
-	q.msgs, q.arena, q.spare, q.free = q.spare, q.free, nil, nil
+	msgs, chunks := q.msgs, q.chunks
+	q.msgs, q.chunks, q.spareMsgs, q.spareChunks = q.spareMsgs, q.spareChunks, nil, nil
 	q.bytes = 0
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
-	return msgs, arena
+	return msgs, chunks
 }
 
 // recycle returns a popped batch for reuse; its messages must no longer be used.
-func (q *sendQueue) recycle(msgs [][]byte, arena []byte) {
+func (q *sendQueue) recycle(msgs, chunks [][]byte) {
 	clear(msgs)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.spare == nil {
-		q.spare = msgs[:0]
+	if q.closed {
+		return
 	}
-	if q.free == nil && cap(arena) <= recycleMax {
-		q.free = arena[:0]
+	for _, c := range chunks {
+		if len(q.free) < maxFreeChunks {
+			q.free = append(q.free, c[:0])
+		}
+	}
+	clear(chunks)
+	if q.spareMsgs == nil {
+		q.spareMsgs = msgs[:0]
+	}
+	if q.spareChunks == nil {
+		q.spareChunks = chunks[:0]
 	}
 }
 
@@ -122,7 +151,7 @@ func (q *sendQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.msgs, q.arena, q.spare, q.free, q.bytes = nil, nil, nil, nil, 0
+	q.msgs, q.chunks, q.spareMsgs, q.spareChunks, q.free, q.bytes = nil, nil, nil, nil, nil, 0
 	if q.space != nil {
 		close(q.space)
 		q.space = nil

@@ -46,11 +46,11 @@ func TestSendQueueCopiesAndRecycles(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		msgs, arena := q.pop()
+		msgs, chunks := q.pop()
 		for _, m := range msgs {
 			got = append(got, bytes.Clone(m))
 		}
-		q.recycle(msgs, arena)
+		q.recycle(msgs, chunks)
 	}
 	if len(got) != 30 {
 		t.Fatalf("got %d messages", len(got))
@@ -69,8 +69,8 @@ func TestSendQueueBlockingPush(t *testing.T) {
 	}
 	done := make(chan error)
 	go func() { done <- q.push([]byte("b"), true, nil) }()
-	msgs, arena := q.pop() // makes room: the blocked push goes through
-	q.recycle(msgs, arena)
+	msgs, chunks := q.pop() // makes room: the blocked push goes through
+	q.recycle(msgs, chunks)
 	if err := <-done; err != nil {
 		t.Fatalf("blocked push: %v", err)
 	}
