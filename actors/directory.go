@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"maps"
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
@@ -29,9 +31,11 @@ type PeerInfo struct {
 
 // Directory is the data plane's view of connected peers: NodeID → send queue and info.
 // Peer actors write it; Service.Send and Service.Peers read it without an actor hop.
+// The map is copied on write and read through an atomic pointer: peers come and go
+// rarely, while Send looks a peer up for every message.
 type Directory struct {
-	mu    sync.RWMutex
-	peers map[identity.NodeID]*link
+	mu    sync.Mutex // serialises writers
+	peers atomic.Pointer[map[identity.NodeID]*link]
 }
 
 type link struct {
@@ -41,33 +45,40 @@ type link struct {
 
 // NewDirectory returns an empty Directory.
 func NewDirectory() *Directory {
-	return &Directory{peers: make(map[identity.NodeID]*link)}
+	d := &Directory{}
+	d.peers.Store(&map[identity.NodeID]*link{})
+	return d
+}
+
+// change replaces the map with a copy that f has edited.
+func (d *Directory) change(f func(map[identity.NodeID]*link)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := maps.Clone(*d.peers.Load())
+	f(next)
+	d.peers.Store(&next)
 }
 
 func (d *Directory) add(info PeerInfo, q *sendQueue) {
-	d.mu.Lock()
-	d.peers[info.ID] = &link{queue: q, info: info}
-	d.mu.Unlock()
+	d.change(func(m map[identity.NodeID]*link) { m[info.ID] = &link{queue: q, info: info} })
 }
 
 func (d *Directory) update(id identity.NodeID, f func(*PeerInfo)) {
-	d.mu.Lock()
-	if l := d.peers[id]; l != nil {
-		f(&l.info)
-	}
-	d.mu.Unlock()
+	d.change(func(m map[identity.NodeID]*link) {
+		if l := m[id]; l != nil {
+			next := *l // links are immutable once published
+			f(&next.info)
+			m[id] = &next
+		}
+	})
 }
 
 func (d *Directory) remove(id identity.NodeID) {
-	d.mu.Lock()
-	delete(d.peers, id)
-	d.mu.Unlock()
+	d.change(func(m map[identity.NodeID]*link) { delete(m, id) })
 }
 
 func (d *Directory) queue(id identity.NodeID) *sendQueue {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if l := d.peers[id]; l != nil {
+	if l := (*d.peers.Load())[id]; l != nil {
 		return l.queue
 	}
 	return nil
@@ -75,12 +86,11 @@ func (d *Directory) queue(id identity.NodeID) *sendQueue {
 
 // Peers returns the connected peers, sorted by NodeID.
 func (d *Directory) Peers() []PeerInfo {
-	d.mu.RLock()
-	out := make([]PeerInfo, 0, len(d.peers))
-	for _, l := range d.peers {
+	m := *d.peers.Load()
+	out := make([]PeerInfo, 0, len(m))
+	for _, l := range m {
 		out = append(out, l.info)
 	}
-	d.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.Less(out[j].ID) })
 	return out
 }

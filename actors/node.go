@@ -203,7 +203,7 @@ func (nd *Node) Send(id identity.NodeID, data []byte) error {
 			return ErrNotConnected
 		}
 	}
-	return q.push(append([]byte(nil), data...), nd.n.cfg.SendBlocks, nd.closed)
+	return q.push(data, nd.n.cfg.SendBlocks, nd.closed)
 }
 
 // Close says Goodbye to every peer (waiting up to grace for their answers), stops
