@@ -17,6 +17,7 @@ type Emitter struct {
 	data    int           // data events queued or being delivered
 	maxData int           // bound on data
 	space   chan struct{} // closed when data drops below maxData, if someone waits
+	busy    bool          // the dispatcher holds a batch it has not finished delivering
 	wake    chan struct{} // cap 1: the dispatcher has work
 	done    chan struct{} // closed by Close
 	exited  chan struct{} // closed when the dispatcher returns
@@ -41,11 +42,28 @@ func (e *Emitter) Events() <-chan Event { return e.out }
 // Control queues a control event. It never blocks.
 func (e *Emitter) Control(ev Event) {
 	e.mu.Lock()
-	if !e.closed {
+	if !e.closed && len(e.direct([]Event{ev})) > 0 {
 		e.queue = append(e.queue, ev)
 	}
 	e.mu.Unlock()
 	e.signal()
+}
+
+// direct hands events straight to the channel while nothing is queued ahead of them
+// and the channel has room, saving the dispatcher's hop; it returns the events that
+// did not fit. Called with mu held; it never blocks.
+func (e *Emitter) direct(evs []Event) []Event {
+	if e.busy || len(e.queue) > 0 {
+		return evs
+	}
+	for i, ev := range evs {
+		select {
+		case e.out <- ev:
+		default:
+			return evs[i:]
+		}
+	}
+	return nil
 }
 
 // Data queues data events, waiting while the bound is reached. It returns false,
@@ -58,10 +76,14 @@ func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
 			return false
 		}
 		if e.data < e.maxData {
-			e.queue = append(e.queue, evs...)
-			e.data += len(evs)
+			if rest := e.direct(evs); len(rest) > 0 {
+				e.queue = append(e.queue, rest...)
+				e.data += len(rest)
+				e.mu.Unlock()
+				e.signal()
+				return true
+			}
 			e.mu.Unlock()
-			e.signal()
 			return true
 		}
 		if e.space == nil {
@@ -100,6 +122,7 @@ func (e *Emitter) Run() {
 			e.mu.Lock()
 			batch := e.queue
 			e.queue, e.spare = e.spare[:0], nil
+			e.busy = len(batch) > 0
 			e.mu.Unlock()
 			if len(batch) == 0 {
 				break
