@@ -25,7 +25,8 @@ var benchSizes = []struct {
 
 func BenchmarkThroughput(b *testing.B) {
 	for _, s := range benchSizes {
-		b.Run("crust/"+s.name, func(b *testing.B) { benchCrust(b, s.size) })
+		b.Run("crust/"+s.name, func(b *testing.B) { benchCrust(b, s.size, false) })
+		b.Run("crustHandler/"+s.name, func(b *testing.B) { benchCrust(b, s.size, true) })
 		b.Run("rawTLS/"+s.name, func(b *testing.B) { benchRaw(b, s.size, true) })
 		b.Run("rawTCP/"+s.name, func(b *testing.B) { benchRaw(b, s.size, false) })
 	}
@@ -38,7 +39,9 @@ func reportRate(b *testing.B, size int, start time.Time) {
 	b.ReportMetric(0, "ns/op") // the rates above are the figures; ns/op is their inverse
 }
 
-func benchCrust(b *testing.B, size int) {
+// benchCrust sends over two Services; the receiver counts Message events, or with
+// handler set, calls to Config.OnMessage.
+func benchCrust(b *testing.B, size int, handler bool) {
 	cfg := crust.Config{
 		ListenAddrs: []string{"127.0.0.1:0"},
 		SendBlocks:  true,
@@ -49,6 +52,15 @@ func benchCrust(b *testing.B, size int) {
 		b.Fatal(err)
 	}
 	defer tx.Close()
+	done := make(chan int, 1)
+	if handler {
+		got := 0
+		cfg.OnMessage = func(crust.Message) {
+			if got++; got == b.N {
+				done <- got
+			}
+		}
+	}
 	rx, err := crust.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -60,8 +72,12 @@ func benchCrust(b *testing.B, size int) {
 		b.Fatal(err)
 	}
 	msg := make([]byte, size)
-	done := make(chan int)
 	go func() {
+		if handler {
+			for range rx.Events() {
+			}
+			return
+		}
 		got := 0
 		for ev := range rx.Events() {
 			if _, ok := ev.(crust.Message); ok {

@@ -51,6 +51,13 @@ type Config struct {
 	// when reached, the node stops reading from peers until the application catches
 	// up (TCP flow control slows the senders). Default: 4096.
 	MaxPendingMessages int
+	// OnMessage, if set, receives every message instead of Events: the fast path. It
+	// runs on the connection's reader goroutine, in order for each peer, concurrently
+	// for different peers, and must return quickly: while it runs that peer is not
+	// read (TCP then slows the sender). A peer's PeerConnected is queued on Events
+	// before its first message reaches OnMessage, and PeerLost after its last.
+	// Default: nil, messages arrive as Message events.
+	OnMessage func(Message)
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
 	ShutdownGrace time.Duration
 	// Log receives the node's logs. Default: slog.Default().

@@ -66,6 +66,7 @@ func New(cfg Config) (*Service, error) {
 		MaxMessageSize:       cfg.MaxMessageSize,
 		EventBuffer:          cfg.EventBuffer,
 		MaxPendingMessages:   cfg.MaxPendingMessages,
+		OnMessage:            cfg.OnMessage,
 	})
 	if err != nil {
 		for _, l := range listeners {

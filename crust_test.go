@@ -2,6 +2,8 @@ package crust_test
 
 import (
 	"encoding/binary"
+	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -63,4 +65,68 @@ func TestExchangeInOrder(t *testing.T) {
 	if got := a.connectedCount(b.ID()); got != 1 {
 		t.Errorf("A saw %d PeerConnected, want 1", got)
 	}
+}
+
+// With OnMessage set, messages bypass Events: the handler sees them all, in order,
+// after the peer's PeerConnected was queued, and Events carries control events only.
+func TestOnMessageHandler(t *testing.T) {
+	checkLeaks(t)
+	const count = 10_000
+	var (
+		mu        sync.Mutex
+		next      uint64
+		bad       int
+		connected *testNode
+		all       = make(chan struct{})
+	)
+	cfg := fastConfig()
+	cfg.SendBlocks = true
+	cfg.OnMessage = func(m crust.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if binary.BigEndian.Uint64(m.Data) != next {
+			bad++
+		}
+		if next == 0 && connected.connectedCount(m.From) == 0 {
+			// Events are recorded by another goroutine, so look at what is queued:
+			// the recorder may lag, but Peers must already list the sender.
+			if len(connected.Peers()) == 0 {
+				bad++
+			}
+		}
+		if next++; next == count {
+			close(all)
+		}
+	}
+	b := newNode(t, cfg, nil)
+	connected = b
+	a := newNode(t, fastConfig(), nil)
+	connect(t, a, b)
+	buf := make([]byte, 8)
+	for i := range uint64(count) {
+		binary.BigEndian.PutUint64(buf, i)
+		for {
+			err := a.Send(b.ID(), buf)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, crust.ErrQueueFull) {
+				t.Fatalf("send %d: %v", i, err)
+			}
+			runtime.Gosched() // a full queue: let the writer drain it
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if next != count || bad != 0 {
+		t.Errorf("handler saw %d of %d messages, %d out of order or early", next, count, bad)
+	}
+	if n := b.received[a.ID()]; n != 0 {
+		t.Errorf("%d messages also came as events", n)
+	}
+	b.waitConnected(a.ID(), 1)
 }

@@ -99,14 +99,25 @@ func (cs *connState) readLoop() {
 	defer cs.node.wg.Done()
 	from := cs.conn.PeerID()
 	batch := make([]Event, 0, readBatch)
+	handler := cs.node.cfg.OnMessage
+	gateOpen := false
+	waitGate := func() bool {
+		if !gateOpen {
+			select {
+			case <-cs.gate:
+				gateOpen = true
+			case <-cs.abort:
+				return false
+			}
+		}
+		return true
+	}
 	flush := func() bool {
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		if len(batch) == 0 {
 			return true
 		}
-		select {
-		case <-cs.gate:
-		case <-cs.abort:
+		if !waitGate() {
 			return false
 		}
 		ok := cs.node.emit.Data(batch, cs.abort)
@@ -123,7 +134,15 @@ func (cs *connState) readLoop() {
 		}
 		switch m := f.Msg.(type) {
 		case nil:
-			batch = append(batch, Message{From: from, Data: f.Data})
+			if handler == nil {
+				batch = append(batch, Message{From: from, Data: f.Data})
+				break
+			}
+			if !waitGate() {
+				cs.send(readerEnded{cs: cs, err: errAborted})
+				return
+			}
+			handler(Message{From: from, Data: f.Data})
 		case wire.Ping:
 			cs.control(wire.Pong(m))
 		case wire.Goodbye:

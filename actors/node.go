@@ -50,6 +50,10 @@ type Config struct {
 	// MaxPendingMessages bounds received messages waiting beyond the event channel
 	// before readers stop reading. Default: 4096.
 	MaxPendingMessages int
+	// OnMessage, if set, receives every message instead of the event channel. It is
+	// called on the connection's reader goroutine, in order for each peer, and should
+	// return quickly: while it runs, that peer is not read.
+	OnMessage func(Message)
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
