@@ -32,6 +32,8 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
+var benchEventBuffer = 4096
+
 func reportRate(b *testing.B, size int, start time.Time) {
 	secs := time.Since(start).Seconds()
 	b.ReportMetric(float64(b.N)/secs, "msgs/s")
@@ -46,6 +48,7 @@ func benchCrust(b *testing.B, size int, handler bool) {
 		ListenAddrs: []string{"127.0.0.1:0"},
 		SendBlocks:  true,
 		Log:         slog.New(slog.DiscardHandler),
+		EventBuffer: benchEventBuffer,
 	}
 	tx, err := crust.New(cfg)
 	if err != nil {
