@@ -5,13 +5,21 @@ import (
 )
 
 // Small messages (up to arenaMax) are copied back to back into 64 KiB chunks; larger
-// ones get an allocation of their own. Chunks come back through recycle once written,
-// and up to maxFreeChunks are kept for reuse, so an idle peer holds at most 1 MiB.
+// ones get an allocation of their own. Chunks come back through recycle once written
+// and go to a pool shared by all peers, which the garbage collector trims, so an idle
+// peer holds none.
 const (
-	arenaMax      = 16 << 10
-	chunkSize     = 64 << 10
-	maxFreeChunks = 16
+	arenaMax  = 16 << 10
+	chunkSize = 64 << 10
 )
+
+// chunk is a piece of arena: buf[:n] is taken.
+type chunk struct {
+	buf [chunkSize]byte
+	n   int
+}
+
+var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
 
 // sendQueue is a peer's bounded queue of outgoing messages. Many goroutines push (the
 // application's Send); the live connection's writer pops everything at once, so a
@@ -25,10 +33,9 @@ type sendQueue struct {
 
 	mu          sync.Mutex
 	msgs        [][]byte
-	chunks      [][]byte // chunks that msgs point into; the last one is being filled
+	chunks      []*chunk // chunks that msgs point into; the last one is being filled
 	spareMsgs   [][]byte // an emptied msgs slice, from recycle
-	spareChunks [][]byte // an emptied chunks slice, from recycle
-	free        [][]byte // empty chunks ready for reuse
+	spareChunks []*chunk // an emptied chunks slice, from recycle
 	bytes       int
 	closed      bool
 	space       chan struct{} // closed when pop frees room, if a blocking Send waits
@@ -92,26 +99,20 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 // does not fit. Called with mu held.
 func (q *sendQueue) copyIn(msg []byte) []byte {
 	n := len(q.chunks)
-	if n == 0 || cap(q.chunks[n-1])-len(q.chunks[n-1]) < len(msg) {
-		var c []byte
-		if f := len(q.free); f > 0 {
-			c, q.free = q.free[f-1], q.free[:f-1]
-		} else {
-			c = make([]byte, 0, chunkSize)
-		}
-		q.chunks = append(q.chunks, c)
+	if n == 0 || chunkSize-q.chunks[n-1].n < len(msg) {
+		q.chunks = append(q.chunks, chunkPool.Get().(*chunk))
 		n++
 	}
 	c := q.chunks[n-1]
-	start := len(c)
-	c = append(c, msg...)
-	q.chunks[n-1] = c
-	return c[start:len(c):len(c)]
+	start, end := c.n, c.n+len(msg)
+	copy(c.buf[start:end], msg)
+	c.n = end
+	return c.buf[start:end:end]
 }
 
 // pop takes every queued message, and the chunks they point into. The caller writes
 // them, then passes both to recycle.
-func (q *sendQueue) pop() ([][]byte, [][]byte) {
+func (q *sendQueue) pop() ([][]byte, []*chunk) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	msgs, chunks := q.msgs, q.chunks
@@ -125,19 +126,15 @@ func (q *sendQueue) pop() ([][]byte, [][]byte) {
 }
 
 // recycle returns a popped batch for reuse; its messages must no longer be used.
-func (q *sendQueue) recycle(msgs, chunks [][]byte) {
+func (q *sendQueue) recycle(msgs [][]byte, chunks []*chunk) {
 	clear(msgs)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
 	for _, c := range chunks {
-		if len(q.free) < maxFreeChunks {
-			q.free = append(q.free, c[:0])
-		}
+		c.n = 0
+		chunkPool.Put(c)
 	}
 	clear(chunks)
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.spareMsgs == nil {
 		q.spareMsgs = msgs[:0]
 	}
@@ -151,7 +148,7 @@ func (q *sendQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.msgs, q.chunks, q.spareMsgs, q.spareChunks, q.free, q.bytes = nil, nil, nil, nil, nil, 0
+	q.msgs, q.chunks, q.spareMsgs, q.spareChunks, q.bytes = nil, nil, nil, nil, 0
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
