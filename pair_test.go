@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -292,4 +293,30 @@ func ExampleService() {
 		}
 	}
 	// Output: B got "hello" from A: true
+}
+
+// A node listening on IPv4 and IPv6 loopback lists both endpoints (one port number),
+// and a peer can reach it over either.
+func TestDualStackEndpoints(t *testing.T) {
+	checkLeaks(t)
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	cfg := fastConfig()
+	cfg.ListenAddrs = []string{"127.0.0.1:0", "[::1]:0"}
+	b := newNode(t, cfg, nil)
+	eps := b.Endpoints()
+	if len(eps) != 2 || !eps[0].Addr.Addr().Is4() || !eps[1].Addr.Addr().Is6() || eps[0].Addr.Port() != eps[1].Addr.Port() {
+		t.Fatalf("endpoints %v: want IPv4 and IPv6 on one port", eps)
+	}
+	for _, ep := range eps {
+		a := newNode(t, fastConfig(), nil)
+		connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{ep}})
+		if got := a.Peers()[0].Addr; got != ep.Addr {
+			t.Errorf("connected to %v, want %v", got, ep.Addr)
+		}
+		a.Close()
+	}
 }
