@@ -2,7 +2,12 @@ package transport
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -17,10 +22,11 @@ const (
 	writeBufferSize = 64 << 10
 )
 
-// streamConn is a Conn over a TLS stream (TCP today).
+// streamConn is a Conn over an encrypted byte stream: TLS over TCP, or a QUIC stream.
 type streamConn struct {
-	raw      net.Conn
-	tls      *tls.Conn
+	closeFn  func() error // closes the underlying connection at once
+	local    net.Addr
+	remote   net.Addr
 	fr       *wire.Reader
 	fw       *wire.Writer
 	proto    string
@@ -38,8 +44,8 @@ func (c *streamConn) PeerID() identity.NodeID        { return c.peer }
 func (c *streamConn) PeerHello() *wire.Hello         { return c.hello }
 func (c *streamConn) Outbound() bool                 { return c.outbound }
 func (c *streamConn) Proto() string                  { return c.proto }
-func (c *streamConn) LocalAddr() net.Addr            { return c.raw.LocalAddr() }
-func (c *streamConn) RemoteAddr() net.Addr           { return c.raw.RemoteAddr() }
+func (c *streamConn) LocalAddr() net.Addr            { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr           { return c.remote }
 func (c *streamConn) HandshakeRTT() time.Duration    { return c.rtt }
 func (c *streamConn) ReadFrame() (wire.Frame, error) { return c.fr.ReadFrame() }
 func (c *streamConn) WriteData(p []byte) error       { return c.fw.WriteData(p) }
@@ -47,10 +53,88 @@ func (c *streamConn) Buffered() int                  { return c.fr.Buffered() }
 func (c *streamConn) Write(m wire.Message) error     { return c.fw.Write(m) }
 func (c *streamConn) Flush() error                   { return c.fw.Flush() }
 
-// Close closes the socket at once. It sends no TLS close_notify: that could block
-// behind a stalled writer, and crust's Goodbye already says a connection ends on purpose.
+// Close closes the connection at once. Over TCP it sends no TLS close_notify: that
+// could block behind a stalled writer, and crust's Goodbye already says a connection
+// ends on purpose.
 func (c *streamConn) Close() error {
 	err := net.ErrClosed
-	c.close.Do(func() { err = c.raw.Close() })
+	c.close.Do(func() { err = c.closeFn() })
 	return err
+}
+
+// newStreamConn wraps a handshaken stream; the Hello exchange comes next.
+func newStreamConn(rw io.ReadWriter, closeFn func() error, local, remote net.Addr, proto string, peer identity.NodeID, outbound bool, maxFrame int) *streamConn {
+	return &streamConn{
+		closeFn:  closeFn,
+		local:    local,
+		remote:   remote,
+		fr:       wire.NewReader(rw, readBufferSize, maxFrame),
+		fw:       wire.NewWriter(rw, writeBufferSize),
+		maxFrame: maxFrame,
+		proto:    proto,
+		peer:     peer,
+		outbound: outbound,
+	}
+}
+
+// helloFor builds our Hello for a connection to remote.
+func helloFor(self identity.NodeID, eps []Endpoint, remote net.Addr) *wire.Hello {
+	h := &wire.Hello{Version: wire.Version, NodeID: self[:], ObservedAddr: AddrPortOf(remote).String()}
+	for _, ep := range eps {
+		h.Endpoints = append(h.Endpoints, ep.String())
+	}
+	return h
+}
+
+// expectPeerConfig returns base with the extra check, inside the handshake, that the
+// peer proves want, so a wrong peer gets a TLS alert rather than silence.
+func expectPeerConfig(base *tls.Config, want identity.NodeID) *tls.Config {
+	cfg := base.Clone()
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := base.VerifyConnection(cs); err != nil {
+			return err
+		}
+		_, err := identity.ExpectPeer(cs, want)
+		return err
+	}
+	return cfg
+}
+
+// tlsError unwraps a WrongPeerError from a handshake error, so callers can match it.
+func tlsError(err error) error {
+	var wp *identity.WrongPeerError
+	if errors.As(err, &wp) {
+		return wp
+	}
+	return fmt.Errorf("TLS: %w", err)
+}
+
+// expandEndpoints lists where bound endpoints can be reached: each as it is, or for an
+// unspecified address, every non-loopback, non-link-local unicast address of that
+// family on the host.
+func expandEndpoints(n Net, bound []Endpoint, log *slog.Logger) []Endpoint {
+	var out []Endpoint
+	for _, b := range bound {
+		if !b.Addr.Addr().IsUnspecified() {
+			out = append(out, b)
+			continue
+		}
+		addrs, err := n.InterfaceAddrs()
+		if err != nil {
+			log.Warn("listing interface addresses", "err", err)
+			continue
+		}
+		for _, a := range addrs {
+			pfx, err := netip.ParsePrefix(a.String())
+			if err != nil {
+				continue
+			}
+			ip := pfx.Addr().Unmap()
+			if ip.Is4() != b.Addr.Addr().Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+				continue
+			}
+			out = append(out, Endpoint{Proto: b.Proto, Addr: netip.AddrPortFrom(ip, b.Addr.Port())})
+		}
+	}
+	return out
 }

@@ -13,6 +13,8 @@ type Net interface {
 	Listen(ctx context.Context, network, address string) (net.Listener, error)
 	// Dial opens a stream connection, as net.Dialer.DialContext.
 	Dial(ctx context.Context, network, address string) (net.Conn, error)
+	// ListenPacket opens a datagram socket, as net.ListenPacket.
+	ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error)
 	// InterfaceAddrs lists the host's unicast addresses, as net.InterfaceAddrs.
 	InterfaceAddrs() ([]net.Addr, error)
 }
@@ -32,6 +34,12 @@ func (OSNet) Listen(ctx context.Context, network, address string) (net.Listener,
 func (OSNet) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, address)
+}
+
+// ListenPacket implements Net.
+func (OSNet) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
+	var lc net.ListenConfig
+	return lc.ListenPacket(ctx, network, address)
 }
 
 // InterfaceAddrs implements Net.

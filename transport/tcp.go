@@ -133,30 +133,11 @@ func (t *TCP) Listen(ctx context.Context, addrs []string) ([]Listener, []error) 
 // a listener on an unspecified address, every global or private unicast address of
 // that family on the host.
 func (t *TCP) Endpoints() []Endpoint {
-	var out []Endpoint
-	for _, l := range t.listeners {
-		if !l.ep.Addr.Addr().IsUnspecified() {
-			out = append(out, l.ep)
-			continue
-		}
-		addrs, err := t.cfg.Net.InterfaceAddrs()
-		if err != nil {
-			t.cfg.Log.Warn("listing interface addresses", "err", err)
-			continue
-		}
-		for _, a := range addrs {
-			pfx, err := netip.ParsePrefix(a.String())
-			if err != nil {
-				continue
-			}
-			ip := pfx.Addr().Unmap()
-			if ip.Is4() != l.ep.Addr.Addr().Is4() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
-				continue
-			}
-			out = append(out, Endpoint{Proto: "tcp", Addr: netip.AddrPortFrom(ip, l.ep.Addr.Port())})
-		}
+	bound := make([]Endpoint, len(t.listeners))
+	for i, l := range t.listeners {
+		bound[i] = l.ep
 	}
-	return out
+	return expandEndpoints(t.cfg.Net, bound, t.cfg.Log)
 }
 
 // Dial implements Transport.
@@ -199,43 +180,20 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	start := t.cfg.Clock.Now()
 	var tc *tls.Conn
 	if want != nil {
-		cfg := t.tls.Clone()
-		expect := *want
-		// Checked inside the handshake so the wrong peer gets a TLS alert, not silence.
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if err := t.tls.VerifyConnection(cs); err != nil {
-				return err
-			}
-			_, err := identity.ExpectPeer(cs, expect)
-			return err
-		}
-		tc = tls.Client(raw, cfg)
+		tc = tls.Client(raw, expectPeerConfig(t.tls, *want))
 	} else {
 		tc = tls.Server(raw, t.tls)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
-		var wp *identity.WrongPeerError
-		if errors.As(err, &wp) {
-			return nil, wp
-		}
-		return nil, fmt.Errorf("TLS: %w", err)
+		return nil, tlsError(err)
 	}
 	tlsRTT := t.cfg.Clock.Now().Sub(start)
 	peer, err := identity.PeerID(tc.ConnectionState())
 	if err != nil {
 		return nil, err
 	}
-	c = &streamConn{
-		raw:      raw,
-		tls:      tc,
-		fr:       wire.NewReader(tc, readBufferSize, t.cfg.MaxFrameSize),
-		maxFrame: t.cfg.MaxFrameSize,
-		fw:       wire.NewWriter(tc, writeBufferSize),
-		proto:    "tcp",
-		peer:     peer,
-		outbound: want != nil,
-	}
-	if err := c.exchangeHello(t.cfg.Clock, t.hello(raw)); err != nil {
+	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, want != nil, t.cfg.MaxFrameSize)
+	if err := c.exchangeHello(t.cfg.Clock, helloFor(t.cfg.Identity.ID(), t.cfg.Endpoints(), raw.RemoteAddr())); err != nil {
 		return nil, err
 	}
 	if want == nil {
@@ -250,15 +208,6 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 		return nil, err
 	}
 	return c, nil
-}
-
-func (t *TCP) hello(raw net.Conn) *wire.Hello {
-	id := t.cfg.Identity.ID()
-	h := &wire.Hello{Version: wire.Version, NodeID: id[:], ObservedAddr: AddrPortOf(raw.RemoteAddr()).String()}
-	for _, ep := range t.cfg.Endpoints() {
-		h.Endpoints = append(h.Endpoints, ep.String())
-	}
-	return h
 }
 
 // exchangeHello sends ours and reads theirs; the dialer's time from sending to

@@ -1,0 +1,355 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// QUIC application error codes used when closing a connection.
+const (
+	quicCodeClosed    quic.ApplicationErrorCode = 0
+	quicCodeHandshake quic.ApplicationErrorCode = 1
+)
+
+// QUICConfig configures a QUIC transport.
+type QUICConfig struct {
+	// Identity is the node's key pair. Required.
+	Identity *identity.Identity
+	// Net opens sockets. Default: OSNet.
+	Net Net
+	// Clock tells the time. Default: SystemClock.
+	Clock Clock
+	// MaxFrameSize limits one frame's envelope in bytes. Default: wire.DefaultMaxFrameSize.
+	MaxFrameSize int
+	// HandshakeTimeout bounds the QUIC handshake and the Hello exchange. Default: 10 s.
+	HandshakeTimeout time.Duration
+	// KeepAlivePeriod is how often QUIC sends keepalive packets, which also keep NAT
+	// mappings open. Default: 10 s.
+	KeepAlivePeriod time.Duration
+	// IdleTimeout closes a QUIC connection that heard nothing for this long.
+	// Default: 30 s.
+	IdleTimeout time.Duration
+	// Endpoints returns what Hello advertises as our endpoints. Default: the
+	// transport's own listen endpoints.
+	Endpoints func() []Endpoint
+	// OnPacket receives every datagram on our sockets that is not QUIC (STUN
+	// answers, punch packets). It must not keep b. Default: such packets are dropped.
+	OnPacket func(b []byte, from net.Addr)
+	// Log receives debug logs. Default: slog.Default().
+	Log *slog.Logger
+}
+
+// QUIC is the QUIC transport: one UDP socket per listen address, each owned by one
+// quic.Transport that serves listening, dialling and non-QUIC packets (punching,
+// STUN) alike, so all of them share the socket's port and NAT mapping. A crust
+// connection is one bidirectional stream, opened by the dialer, carrying the same
+// frames as TCP.
+type QUIC struct {
+	cfg     QUICConfig
+	tls     *tls.Config
+	quic    *quic.Config
+	sockets []*quicSocket
+	wg      sync.WaitGroup
+}
+
+var _ Transport = (*QUIC)(nil)
+
+type quicSocket struct {
+	pc     net.PacketConn
+	tr     *quic.Transport
+	ep     Endpoint
+	cancel context.CancelFunc
+}
+
+// NewQUIC returns a QUIC transport; it opens no socket until Listen.
+func NewQUIC(cfg QUICConfig) (*QUIC, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("quic transport: Identity is required")
+	}
+	if cfg.Net == nil {
+		cfg.Net = OSNet{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.MaxFrameSize <= 0 {
+		cfg.MaxFrameSize = 16 << 20
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.KeepAlivePeriod <= 0 {
+		cfg.KeepAlivePeriod = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	tc, err := cfg.Identity.TLSConfig(cfg.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	q := &QUIC{
+		cfg: cfg,
+		tls: tc,
+		quic: &quic.Config{
+			HandshakeIdleTimeout:  cfg.HandshakeTimeout,
+			MaxIdleTimeout:        cfg.IdleTimeout,
+			KeepAlivePeriod:       cfg.KeepAlivePeriod,
+			MaxIncomingStreams:    1,  // the one crust stream, opened by the dialer
+			MaxIncomingUniStreams: -1, // none
+		},
+	}
+	if q.cfg.Endpoints == nil {
+		q.cfg.Endpoints = q.Endpoints
+	}
+	return q, nil
+}
+
+// Proto implements Transport.
+func (q *QUIC) Proto() string { return "quic" }
+
+// Listen opens one UDP socket per address ("ip:port") and listens for QUIC on it. A port
+// of 0 on the first address picks a free port, and later addresses with port 0 try the
+// same number. Addresses that fail are returned as *ListenError. Call it once.
+func (q *QUIC) Listen(ctx context.Context, addrs []string) ([]Listener, []error) {
+	var (
+		out  []Listener
+		errs []error
+		port string
+	)
+	for _, a := range addrs {
+		host, p, err := net.SplitHostPort(a)
+		if err != nil {
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		network := "udp4"
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+			network = "udp6"
+		}
+		var pc net.PacketConn
+		if p == "0" && port != "" {
+			pc, err = q.cfg.Net.ListenPacket(ctx, network, net.JoinHostPort(host, port))
+		}
+		if pc == nil {
+			pc, err = q.cfg.Net.ListenPacket(ctx, network, a)
+		}
+		if err != nil {
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		ap := AddrPortOf(pc.LocalAddr())
+		if port == "" {
+			port = strconv.Itoa(int(ap.Port()))
+		}
+		s := &quicSocket{pc: pc, tr: &quic.Transport{Conn: pc}, ep: Endpoint{Proto: "quic", Addr: ap}}
+		ln, err := s.tr.Listen(q.tls, q.quic)
+		if err != nil {
+			s.tr.Close()
+			pc.Close()
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		var readCtx context.Context
+		readCtx, s.cancel = context.WithCancel(context.Background())
+		q.wg.Add(1)
+		go q.readNonQUIC(readCtx, s)
+		q.sockets = append(q.sockets, s)
+		out = append(out, &quicListener{q: q, s: s, ln: ln})
+	}
+	return out, errs
+}
+
+// readNonQUIC drains the socket's non-QUIC packets at once: quic-go queues only 32 of
+// them and drops the rest.
+func (q *QUIC) readNonQUIC(ctx context.Context, s *quicSocket) {
+	defer q.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := s.tr.ReadNonQUICPacket(ctx, buf)
+		if err != nil {
+			return
+		}
+		if q.cfg.OnPacket != nil {
+			q.cfg.OnPacket(buf[:n], from)
+		}
+	}
+}
+
+// Endpoints lists where the transport can be reached, as TCP.Endpoints does.
+func (q *QUIC) Endpoints() []Endpoint {
+	bound := make([]Endpoint, len(q.sockets))
+	for i, s := range q.sockets {
+		bound[i] = s.ep
+	}
+	return expandEndpoints(q.cfg.Net, bound, q.cfg.Log)
+}
+
+// socketFor picks the socket of the address family of to, so that dials and packets
+// leave from our listen port (and its NAT mapping).
+func (q *QUIC) socketFor(to netip.Addr) (*quicSocket, error) {
+	for _, s := range q.sockets {
+		if s.ep.Addr.Addr().Is4() == to.Unmap().Is4() {
+			return s, nil
+		}
+	}
+	family := "IPv6"
+	if to.Unmap().Is4() {
+		family = "IPv4"
+	}
+	return nil, fmt.Errorf("no %s QUIC socket to send from", family)
+}
+
+// WriteTo sends a raw datagram (a punch packet, a STUN request) from the socket of
+// the destination's family.
+func (q *QUIC) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	s, err := q.socketFor(to.Addr())
+	if err != nil {
+		return 0, err
+	}
+	return s.tr.WriteTo(b, net.UDPAddrFromAddrPort(to))
+}
+
+// Dial implements Transport.
+func (q *QUIC) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.HandshakeTimeout)
+	defer cancel()
+	s, err := q.socketFor(ep.Addr.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("dialling %s: %w", ep, err)
+	}
+	qc, err := s.tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), expectPeerConfig(q.tls, want), q.quic)
+	if err != nil {
+		return nil, fmt.Errorf("dialling %s: %w", ep, quicError(err))
+	}
+	stream, err := qc.OpenStreamSync(ctx)
+	if err != nil {
+		qc.CloseWithError(quicCodeHandshake, "")
+		return nil, fmt.Errorf("opening the stream to %s: %w", ep, err)
+	}
+	c, err := q.greet(ctx, qc, stream, true)
+	if err != nil {
+		return nil, fmt.Errorf("handshake with %s at %s: %w", want.Short(), ep, err)
+	}
+	return c, nil
+}
+
+// greet wraps the stream and exchanges Hellos, bounded by ctx and HandshakeTimeout.
+// On error the QUIC connection is closed.
+func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, outbound bool) (c *streamConn, err error) {
+	defer func() {
+		if err != nil {
+			qc.CloseWithError(quicCodeHandshake, "handshake failed")
+		}
+	}()
+	deadline := q.cfg.Clock.Now().Add(q.cfg.HandshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	stream.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { stream.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	peer, err := identity.PeerID(qc.ConnectionState().TLS)
+	if err != nil {
+		return nil, err
+	}
+	closeFn := func() error { return qc.CloseWithError(quicCodeClosed, "") }
+	c = newStreamConn(stream, closeFn, qc.LocalAddr(), qc.RemoteAddr(), "quic", peer, outbound, q.cfg.MaxFrameSize)
+	if err := c.exchangeHello(q.cfg.Clock, helloFor(q.cfg.Identity.ID(), q.cfg.Endpoints(), qc.RemoteAddr())); err != nil {
+		return nil, err
+	}
+	if !stop() {
+		return nil, fmt.Errorf("handshake cancelled: %w", context.Cause(ctx))
+	}
+	stream.SetDeadline(time.Time{})
+	// QUIC measured the round trip during its handshake, on both sides.
+	if rtt := qc.ConnectionStats().SmoothedRTT; rtt > 0 {
+		c.rtt = rtt
+	}
+	return c, nil
+}
+
+// Close closes every socket, and with them every QUIC connection of this transport.
+func (q *QUIC) Close() error {
+	for _, s := range q.sockets {
+		s.cancel()
+		s.tr.Close()
+		s.pc.Close()
+	}
+	q.wg.Wait()
+	return nil
+}
+
+func quicError(err error) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode.IsCryptoError() {
+		return tlsError(err)
+	}
+	var wp *identity.WrongPeerError
+	if errors.As(err, &wp) {
+		return wp
+	}
+	return err
+}
+
+// quicListener accepts QUIC connections on one socket.
+type quicListener struct {
+	q  *QUIC
+	s  *quicSocket
+	ln *quic.Listener
+}
+
+func (l *quicListener) Endpoint() Endpoint { return l.s.ep }
+func (l *quicListener) Close() error       { return l.ln.Close() }
+
+// Accept returns the next connection whose QUIC handshake completed.
+func (l *quicListener) Accept() (Incoming, error) {
+	qc, err := l.ln.Accept(context.Background())
+	if err != nil {
+		if errors.Is(err, quic.ErrServerClosed) || errors.Is(err, quic.ErrTransportClosed) {
+			return nil, fmt.Errorf("%w: %v", net.ErrClosed, err)
+		}
+		return nil, err
+	}
+	return &quicIncoming{q: l.q, qc: qc}, nil
+}
+
+type quicIncoming struct {
+	q  *QUIC
+	qc *quic.Conn
+}
+
+func (in *quicIncoming) RemoteAddr() net.Addr { return in.qc.RemoteAddr() }
+func (in *quicIncoming) Close() error         { return in.qc.CloseWithError(quicCodeHandshake, "refused") }
+
+// Handshake accepts the crust stream and exchanges Hellos; the QUIC (TLS) handshake
+// is already done.
+func (in *quicIncoming) Handshake(ctx context.Context) (Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, in.q.cfg.HandshakeTimeout)
+	defer cancel()
+	stream, err := in.qc.AcceptStream(ctx)
+	if err != nil {
+		in.qc.CloseWithError(quicCodeHandshake, "no stream")
+		return nil, fmt.Errorf("inbound QUIC from %s: accepting the stream: %w", in.qc.RemoteAddr(), err)
+	}
+	c, err := in.q.greet(ctx, in.qc, stream, false)
+	if err != nil {
+		return nil, fmt.Errorf("inbound QUIC handshake from %s: %w", in.qc.RemoteAddr(), err)
+	}
+	return c, nil
+}
