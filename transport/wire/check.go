@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // maxNesting bounds how deeply arrays and maps may nest in a message body. Crust's own
@@ -126,4 +128,22 @@ func valueSize(b []byte) (int, error) {
 		depth++
 		left[depth] = items
 	}
+}
+
+// Unmarshal decodes one msgpack value from b into v, after checking, without
+// allocating, that b is exactly one well-formed value nesting at most 32 deep: a
+// decoder that trusts length headers never sees hostile input. Use it for every
+// msgpack structure that comes from outside, not only frames.
+func Unmarshal(b []byte, v any) error {
+	size, err := valueSize(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if size != len(b) {
+		return fmt.Errorf("%w: %d bytes after the value", ErrMalformed, len(b)-size)
+	}
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
 }
