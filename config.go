@@ -1,7 +1,9 @@
 package crust
 
 import (
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/crust-p2p/crust/transport"
@@ -17,10 +19,19 @@ type Config struct {
 	DataDir string
 	// Identity, if set, is used instead of the key in DataDir.
 	Identity *identity.Identity
-	// ListenAddrs are the TCP addresses to listen on, "ip:port". A port of 0 picks a
-	// free port, the same number on each address where possible. Default:
-	// ["0.0.0.0:0", "[::]:0"]: every IPv4 and IPv6 address the host has.
+	// ListenAddrs are the addresses to listen on, "ip:port", for TCP and QUIC (UDP)
+	// alike. A port of 0 picks a free port, the same number on each address and for
+	// both protocols where possible. Default: ["0.0.0.0:0", "[::]:0"]: every IPv4 and
+	// IPv6 address the host has.
 	ListenAddrs []string
+	// Protocols are the transports to use, listening and dialling: "tcp", "quic".
+	// A node with one of them still talks to nodes with both. Default:
+	// ["tcp", "quic"].
+	Protocols []string
+	// StepTimeout bounds each step of the connection ladder (TCP direct, UPnP, TCP
+	// punch, QUIC direct, QUIC punch), so a blackholed path costs at most this before
+	// the next step starts. Default: 5 s.
+	StepTimeout time.Duration
 	// MaxFrameSize bounds one frame on the wire in bytes; a peer that sends a larger
 	// one is disconnected. Default: 16 MiB.
 	MaxFrameSize int
@@ -68,9 +79,17 @@ type Config struct {
 	Clock transport.Clock
 }
 
-func (c *Config) setDefaults() {
+func (c *Config) setDefaults() error {
 	if len(c.ListenAddrs) == 0 {
 		c.ListenAddrs = []string{"0.0.0.0:0", "[::]:0"}
+	}
+	if len(c.Protocols) == 0 {
+		c.Protocols = []string{"tcp", "quic"}
+	}
+	for _, p := range c.Protocols {
+		if p != "tcp" && p != "quic" {
+			return fmt.Errorf("config: protocol %q: want \"tcp\" or \"quic\"", p)
+		}
 	}
 	if c.MaxFrameSize <= 0 {
 		c.MaxFrameSize = 16 << 20
@@ -90,4 +109,7 @@ func (c *Config) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = transport.SystemClock{}
 	}
+	return nil
 }
+
+func (c *Config) protocol(name string) bool { return slices.Contains(c.Protocols, name) }

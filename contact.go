@@ -1,9 +1,6 @@
 package crust
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -20,40 +17,12 @@ type Endpoint = transport.Endpoint
 // ParseEndpoint parses "proto://host:port".
 func ParseEndpoint(s string) (Endpoint, error) { return transport.ParseEndpoint(s) }
 
-// Contact is what Connect needs to reach a node: who it is and where it listens.
-type Contact struct {
-	// ID is the node; the connection is refused unless the peer proves this key.
-	ID NodeID
-	// Endpoints are where to dial it, tried in order (happy eyeballs).
-	Endpoints []Endpoint
-}
+// Contact is what Connect needs to reach a node (Crust's ConnectionInfo): its NodeID
+// and its endpoints by kind (direct: LAN or public; UPnP-mapped; reflected), each with
+// its protocol. It encodes to msgpack (MarshalBinary) and to a text form (String),
+// so an application can carry it to the peer; Service.Contact returns ours.
+type Contact = transport.Contact
 
-// String returns "id@ep1,ep2", the form ParseContact reads.
-func (c Contact) String() string {
-	eps := make([]string, len(c.Endpoints))
-	for i, ep := range c.Endpoints {
-		eps[i] = ep.String()
-	}
-	return c.ID.String() + "@" + strings.Join(eps, ",")
-}
-
-// ParseContact parses "id@proto://host:port[,proto://host:port...]".
-func ParseContact(s string) (Contact, error) {
-	idText, epsText, ok := strings.Cut(strings.TrimSpace(s), "@")
-	if !ok {
-		return Contact{}, fmt.Errorf("contact %q: want id@proto://host:port[,...]", s)
-	}
-	id, err := identity.ParseNodeID(idText)
-	if err != nil {
-		return Contact{}, fmt.Errorf("contact %q: %w", s, err)
-	}
-	c := Contact{ID: id}
-	for _, e := range strings.Split(epsText, ",") {
-		ep, err := transport.ParseEndpoint(strings.TrimSpace(e))
-		if err != nil {
-			return Contact{}, fmt.Errorf("contact %q: %w", s, err)
-		}
-		c.Endpoints = append(c.Endpoints, ep)
-	}
-	return c, nil
-}
+// ParseContact parses the text form of a Contact:
+// "id@proto://host:port[,...]", endpoints optionally prefixed "upnp:" or "reflected:".
+func ParseContact(s string) (Contact, error) { return transport.ParseContact(s) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/transport"
@@ -14,15 +16,18 @@ import (
 type Service struct {
 	cfg   Config
 	ident *identity.Identity
-	tcp   *transport.TCP
+	tcp   *transport.TCP  // nil when "tcp" is not in Protocols
+	quic  *transport.QUIC // nil when "quic" is not in Protocols
 	node  *actors.Node
 }
 
-// New starts a Service: it loads or creates the node key, binds the listeners and
-// starts the actors. Listen addresses that fail are reported as ListenerFailed events;
-// New fails only if none can be bound.
+// New starts a Service: it loads or creates the node key, binds the listeners (TCP,
+// then QUIC on the same port numbers) and starts the actors. Listen addresses that
+// fail are reported as ListenerFailed events; New fails only if none can be bound.
 func New(cfg Config) (*Service, error) {
-	cfg.setDefaults()
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
 	ident := cfg.Identity
 	if ident == nil {
 		var err error
@@ -35,24 +40,77 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	tcp, err := transport.NewTCP(transport.TCPConfig{
-		Identity:         ident,
-		Net:              cfg.Net,
-		Clock:            cfg.Clock,
-		MaxFrameSize:     cfg.MaxFrameSize,
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		Log:              cfg.Log,
-	})
-	if err != nil {
-		return nil, err
+	s := &Service{cfg: cfg, ident: ident}
+	var (
+		transports []transport.Transport
+		listeners  []transport.Listener
+		errs       []error
+	)
+	quicAddrs := cfg.ListenAddrs
+	if cfg.protocol("tcp") {
+		tcp, err := transport.NewTCP(transport.TCPConfig{
+			Identity:         ident,
+			Net:              cfg.Net,
+			Clock:            cfg.Clock,
+			MaxFrameSize:     cfg.MaxFrameSize,
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			Endpoints:        s.Endpoints,
+			Log:              cfg.Log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		lns, lerrs := tcp.Listen(context.Background(), cfg.ListenAddrs)
+		s.tcp, transports = tcp, append(transports, tcp)
+		listeners, errs = append(listeners, lns...), append(errs, lerrs...)
+		if len(lns) > 0 {
+			quicAddrs = samePort(cfg.ListenAddrs, lns[0].Endpoint().Addr.Port())
+		}
 	}
-	listeners, errs := tcp.Listen(context.Background(), cfg.ListenAddrs)
+	if cfg.protocol("quic") {
+		q, err := transport.NewQUIC(transport.QUICConfig{
+			Identity:         ident,
+			Net:              cfg.Net,
+			Clock:            cfg.Clock,
+			MaxFrameSize:     cfg.MaxFrameSize,
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			Endpoints:        s.Endpoints,
+			Log:              cfg.Log,
+		})
+		if err != nil {
+			s.closeListeners(listeners)
+			return nil, err
+		}
+		lns, lerrs := q.Listen(context.Background(), quicAddrs)
+		// The TCP port number may be taken for UDP: then any free port will do.
+		for i, e := range lerrs {
+			var le *transport.ListenError
+			if errors.As(e, &le) && le.Addr != "" {
+				if host, port, err := net.SplitHostPort(le.Addr); err == nil && port != "0" {
+					more, again := q.Listen(context.Background(), []string{net.JoinHostPort(host, "0")})
+					if len(more) > 0 {
+						lns, lerrs[i] = append(lns, more...), nil
+					} else if len(again) > 0 {
+						lerrs[i] = again[0]
+					}
+				}
+			}
+		}
+		s.quic, transports = q, append(transports, q)
+		listeners = append(listeners, lns...)
+		for _, e := range lerrs {
+			if e != nil {
+				errs = append(errs, e)
+			}
+		}
+	}
 	if len(listeners) == 0 {
+		s.closeListeners(nil)
 		return nil, fmt.Errorf("no listen address could be bound: %v", errs)
 	}
 	node, err := actors.Start(actors.Config{
 		Identity:             ident,
-		Transports:           []transport.Transport{tcp},
+		Transports:           transports,
 		Listeners:            listeners,
 		Log:                  cfg.Log,
 		Clock:                cfg.Clock,
@@ -67,14 +125,13 @@ func New(cfg Config) (*Service, error) {
 		EventBuffer:          cfg.EventBuffer,
 		MaxPendingMessages:   cfg.MaxPendingMessages,
 		OnMessage:            cfg.OnMessage,
+		StepTimeout:          cfg.StepTimeout,
 	})
 	if err != nil {
-		for _, l := range listeners {
-			l.Close()
-		}
+		s.closeListeners(listeners)
 		return nil, err
 	}
-	s := &Service{cfg: cfg, ident: ident, tcp: tcp, node: node}
+	s.node = node
 	for _, e := range errs {
 		cfg.Log.Warn("listen address failed", "err", e)
 		addr := ""
@@ -87,21 +144,57 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// samePort returns addrs with port 0 replaced by port.
+func samePort(addrs []string, port uint16) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a
+		if host, p, err := net.SplitHostPort(a); err == nil && p == "0" {
+			out[i] = net.JoinHostPort(host, strconv.Itoa(int(port)))
+		}
+	}
+	return out
+}
+
+// closeListeners undoes a failed New.
+func (s *Service) closeListeners(lns []transport.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+	if s.quic != nil {
+		s.quic.Close()
+	}
+}
+
 // ID returns this node's NodeID.
 func (s *Service) ID() NodeID { return s.ident.ID() }
 
-// Endpoints returns where this node listens.
-func (s *Service) Endpoints() []Endpoint { return s.tcp.Endpoints() }
+// Endpoints returns where this node listens, TCP then QUIC.
+func (s *Service) Endpoints() []Endpoint {
+	var out []Endpoint
+	if s.tcp != nil {
+		out = append(out, s.tcp.Endpoints()...)
+	}
+	if s.quic != nil {
+		out = append(out, s.quic.Endpoints()...)
+	}
+	return out
+}
 
-// Contact returns this node's contact (ID and endpoints), to hand to peers.
-func (s *Service) Contact() Contact { return Contact{ID: s.ID(), Endpoints: s.Endpoints()} }
+// Contact returns this node's contact, to hand to peers: its ID, its listen endpoints,
+// and its reflected endpoints (how peers saw it).
+func (s *Service) Contact() Contact {
+	return Contact{ID: s.ID(), Endpoints: s.Endpoints(), Reflected: s.node.Reflected()}
+}
 
 // Connect connects to the contact and returns once the peer is connected (at once if
-// it already is), or the error of every attempt, or ctx's error. A PeerConnected event
-// is delivered too. A peer that proves another NodeID than c.ID is refused with an
-// error naming both.
+// it already is), or ctx's error, or a *LadderError listing each ladder step and why it
+// failed. The ladder tries, in order: TCP direct (LAN endpoints first), TCP through
+// UPnP mappings, TCP hole punch, QUIC direct, QUIC hole punch; steps without
+// candidates are skipped. A PeerConnected event says which step won. A peer that proves
+// another NodeID than c.ID is refused with an error naming both.
 func (s *Service) Connect(ctx context.Context, c Contact) error {
-	return s.node.Connect(ctx, c.ID, c.Endpoints)
+	return s.node.Connect(ctx, c)
 }
 
 // Send queues data for the peer and returns without waiting. Messages to one peer
@@ -124,5 +217,8 @@ func (s *Service) Events() <-chan Event { return s.node.Events() }
 // every goroutine and closes the Events channel. Safe to call more than once.
 func (s *Service) Close() error {
 	s.node.Close(s.cfg.ShutdownGrace)
+	if s.quic != nil {
+		s.quic.Close()
+	}
 	return nil
 }

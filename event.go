@@ -25,3 +25,19 @@ type ListenerFailed = actors.ListenerFailed
 
 // PeerInfo describes a connected peer, as listed by Peers.
 type PeerInfo = actors.PeerInfo
+
+// StepResult says how one step of the connection ladder went: skipped (and why),
+// failed (and why), or connected.
+type StepResult = actors.StepResult
+
+// LadderError is Connect's error when every ladder step failed; it lists each step.
+type LadderError = actors.LadderError
+
+// Ladder steps, in order; each is also a connection kind in PeerConnected and Peers.
+const (
+	StepTCPDirect  = actors.StepTCPDirect
+	StepTCPUPnP    = actors.StepTCPUPnP
+	StepTCPPunch   = actors.StepTCPPunch
+	StepQUICDirect = actors.StepQUICDirect
+	StepQUICPunch  = actors.StepQUICPunch
+)

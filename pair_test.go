@@ -295,8 +295,8 @@ func ExampleService() {
 	// Output: B got "hello" from A: true
 }
 
-// A node listening on IPv4 and IPv6 loopback lists both endpoints (one port number),
-// and a peer can reach it over either.
+// A node listening on IPv4 and IPv6 loopback lists both endpoints for TCP and QUIC,
+// all on one port number, and a peer can reach it over each of them.
 func TestDualStackEndpoints(t *testing.T) {
 	checkLeaks(t)
 	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
@@ -308,14 +308,31 @@ func TestDualStackEndpoints(t *testing.T) {
 	cfg.ListenAddrs = []string{"127.0.0.1:0", "[::1]:0"}
 	b := newNode(t, cfg, nil)
 	eps := b.Endpoints()
-	if len(eps) != 2 || !eps[0].Addr.Addr().Is4() || !eps[1].Addr.Addr().Is6() || eps[0].Addr.Port() != eps[1].Addr.Port() {
-		t.Fatalf("endpoints %v: want IPv4 and IPv6 on one port", eps)
+	var kinds []string
+	for _, ep := range eps {
+		fam := "4"
+		if ep.Addr.Addr().Is6() {
+			fam = "6"
+		}
+		kinds = append(kinds, ep.Proto+fam)
+		if ep.Addr.Port() != eps[0].Addr.Port() {
+			t.Errorf("endpoints %v: not all on one port", eps)
+		}
+	}
+	if fmt.Sprint(kinds) != "[tcp4 tcp6 quic4 quic6]" {
+		t.Fatalf("endpoints %v: want TCP and QUIC on IPv4 and IPv6", eps)
 	}
 	for _, ep := range eps {
 		a := newNode(t, fastConfig(), nil)
+		if ep.Addr.Addr().Is6() {
+			cfgA := fastConfig()
+			cfgA.ListenAddrs = []string{"[::1]:0"}
+			a = newNode(t, cfgA, nil)
+		}
 		connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{ep}})
-		if got := a.Peers()[0].Addr; got != ep.Addr {
-			t.Errorf("connected to %v, want %v", got, ep.Addr)
+		p := a.Peers()[0]
+		if p.Addr != ep.Addr || p.Kind != ep.Proto+"-direct" {
+			t.Errorf("connected to %v via %s, want %v via %s-direct", p.Addr, p.Kind, ep.Addr, ep.Proto)
 		}
 		a.Close()
 	}

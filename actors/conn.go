@@ -33,6 +33,9 @@ type connState struct {
 	writerDone chan struct{} // closed when the writer has stopped
 	lastRead   atomic.Int64  // clock time (UnixNano) of the last frame read
 
+	kind  string       // the ladder step that made it, e.g. "tcp-direct"
+	tried []StepResult // steps that failed before it
+
 	// actor-owned
 	sentBye     bool
 	byeAt       time.Time

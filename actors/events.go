@@ -16,7 +16,9 @@ type Event interface{ isEvent() }
 type PeerConnected struct {
 	// ID is the peer.
 	ID identity.NodeID
-	// Kind is how the connection was made, e.g. "tcp-direct".
+	// Kind is the ladder step that made the connection: "tcp-direct", "tcp-upnp",
+	// "tcp-punch", "quic-direct" or "quic-punch". An inbound connection reports its
+	// protocol and "-direct".
 	Kind string
 	// Addr is the peer's address on that connection.
 	Addr netip.AddrPort
@@ -24,6 +26,9 @@ type PeerConnected struct {
 	RTT time.Duration
 	// Outbound reports whether we dialled.
 	Outbound bool
+	// Tried lists the ladder steps before Kind that were skipped or failed, and why;
+	// empty for an inbound connection.
+	Tried []StepResult
 }
 
 // PeerLost reports that the peer's connection ended. Messages queued for it are dropped.

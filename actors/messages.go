@@ -14,9 +14,8 @@ import (
 // ConnectPeer asks the Supervisor to connect to a node; Result gets nil once the peer
 // is connected, or the error.
 type ConnectPeer struct {
-	ID        identity.NodeID
-	Endpoints []transport.Endpoint
-	Result    chan<- error
+	Contact transport.Contact
+	Result  chan<- error
 }
 
 // DisconnectPeer asks the Supervisor to close the connection to a node.
@@ -44,10 +43,13 @@ type peerShutdown struct {
 	done chan struct{}
 }
 
-// dialResult reports the end of a peer's dial attempt.
+// dialResult reports the end of a peer's climb up the ladder: the connection and the
+// step that made it, with the steps that failed before it; or the error.
 type dialResult struct {
-	conn transport.Conn
-	err  error
+	conn  transport.Conn
+	step  string
+	tried []StepResult
+	err   error
 }
 
 // connControl reports a control frame read on one of a peer's connections.

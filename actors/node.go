@@ -54,6 +54,10 @@ type Config struct {
 	// called on the connection's reader goroutine, in order for each peer, and should
 	// return quickly: while it runs, that peer is not read.
 	OnMessage func(Message)
+	// StepTimeout bounds each step of the connection ladder. Default: 5 s.
+	StepTimeout time.Duration
+	// Puncher runs the hole-punch steps of the ladder. Default: none; they are skipped.
+	Puncher Puncher
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
@@ -80,6 +84,7 @@ func (c *Config) setDefaults() {
 	def(&c.KeepaliveInterval, 3*time.Second)
 	def(&c.PeerTimeout, 12*time.Second)
 	def(&c.DialStagger, 250*time.Millisecond)
+	def(&c.StepTimeout, 5*time.Second)
 	defInt(&c.MaxPendingHandshakes, 64)
 	defInt(&c.SendQueueMessages, 4096)
 	defInt(&c.SendQueueBytes, 16<<20)
@@ -99,10 +104,12 @@ type node struct {
 	emit   *Emitter
 	dir    *Directory
 	protos map[string]transport.Transport
-	actSeq atomic.Uint64   // Activate sequence: starts at the clock, so it grows across restarts
-	ctx    context.Context // cancelled when the Node closes: stops dials and handshakes
-	wg     sync.WaitGroup  // every goroutine a Node starts, but dials
-	dialWG sync.WaitGroup  // dial goroutines: waited for before the actors stop
+	// reflected records how peers see us (their Hello's observed address).
+	reflected reflections
+	actSeq    atomic.Uint64   // Activate sequence: starts at the clock, so it grows across restarts
+	ctx       context.Context // cancelled when the Node closes: stops dials and handshakes
+	wg        sync.WaitGroup  // every goroutine a Node starts, but dials
+	dialWG    sync.WaitGroup  // dial goroutines: waited for before the actors stop
 }
 
 // Node is a running crust node: the actors, the listeners and the data plane.
@@ -149,11 +156,11 @@ func (nd *Node) Events() <-chan Event { return nd.n.emit.Events() }
 // Peers lists the connected peers.
 func (nd *Node) Peers() []PeerInfo { return nd.n.dir.Peers() }
 
-// Connect connects to id at the given endpoints and waits until the peer is
-// connected, the dial fails, or ctx ends.
-func (nd *Node) Connect(ctx context.Context, id identity.NodeID, eps []transport.Endpoint) error {
+// Connect connects to the contact, climbing the ladder, and waits until the peer is
+// connected, every step failed, or ctx ends.
+func (nd *Node) Connect(ctx context.Context, c transport.Contact) error {
 	res := make(chan error, 1)
-	if err := nd.request(ConnectPeer{ID: id, Endpoints: eps, Result: res}); err != nil {
+	if err := nd.request(ConnectPeer{Contact: c, Result: res}); err != nil {
 		return err
 	}
 	select {
@@ -246,3 +253,6 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 		return 0
 	}
 }
+
+// Reflected returns our endpoints as peers saw them, newest first per protocol.
+func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }

@@ -47,10 +47,10 @@ type peer struct {
 	expecting time.Time // larger side: the peer said another connection is live; its Activate is due
 	actSeq    uint64    // larger side: Seq of the newest Activate followed
 
-	endpoints []transport.Endpoint
-	dialing   bool
-	lastErr   error
-	waiters   []chan<- error
+	contact transport.Contact // where to dial: the latest Connect's
+	dialing bool
+	lastErr error
+	waiters []chan<- error
 
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
@@ -76,7 +76,7 @@ func (p *peer) Receive(c *actor.Context) {
 	case peerShutdown:
 		p.shutdown(msg.done)
 	case InboundConn:
-		p.adopt(c, msg.Conn)
+		p.adopt(c, msg.Conn, msg.Conn.Proto()+"-direct", nil)
 	case dialResult:
 		p.dialed(c, msg)
 	case connControl:
@@ -109,9 +109,7 @@ func (p *peer) connect(c *actor.Context, msg ConnectPeer) {
 		msg.Result <- fmt.Errorf("connecting to %s: still disconnecting; retry after PeerLost", p.id.Short())
 		return
 	}
-	if len(msg.Endpoints) > 0 {
-		p.endpoints = msg.Endpoints
-	}
+	p.contact = msg.Contact
 	p.waiters = append(p.waiters, msg.Result)
 	if !p.dialing {
 		p.startDial(c)
@@ -160,42 +158,34 @@ func (p *peer) stop() {
 }
 
 func (p *peer) startDial(c *actor.Context) {
-	var eps []transport.Endpoint
-	for _, ep := range p.endpoints {
-		if p.n.protos[ep.Proto] != nil {
-			eps = append(eps, ep)
-		}
-	}
-	if len(eps) == 0 {
-		p.lastErr = fmt.Errorf("connecting to %s: no endpoint with a supported protocol among %v", p.id.Short(), p.endpoints)
-		return
-	}
 	p.dialing = true
-	n, pid, id := p.n, c.PID(), p.id
+	n, pid, contact := p.n, c.PID(), p.contact
 	n.dialWG.Add(1)
 	go func() {
 		defer n.dialWG.Done()
-		conn, err := n.dialFirst(n.ctx, eps, id)
-		n.engine.Send(pid, dialResult{conn: conn, err: err})
+		conn, step, tried, err := n.climb(n.ctx, contact)
+		n.engine.Send(pid, dialResult{conn: conn, step: step, tried: tried, err: err})
 	}()
 }
 
 func (p *peer) dialed(c *actor.Context, r dialResult) {
 	p.dialing = false
 	if r.err != nil {
-		p.lastErr = fmt.Errorf("connecting to %s: %w", p.id.Short(), r.err)
+		p.lastErr = r.err
 		return
 	}
-	p.adopt(c, r.conn)
+	p.adopt(c, r.conn, r.step, r.tried)
 }
 
 // adopt takes a handshaken connection and, if we decide, decides its fate.
-func (p *peer) adopt(c *actor.Context, conn transport.Conn) {
+func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried []StepResult) {
 	if p.leaving != "" || p.n.ctx.Err() != nil {
 		conn.Close()
 		return
 	}
+	p.n.reflected.note(conn)
 	cs := newConnState(p.n, c.PID(), conn)
+	cs.kind, cs.tried = kind, tried
 	p.conns[cs] = struct{}{}
 	cs.start()
 	if p.ticker == nil {
@@ -262,7 +252,7 @@ func (p *peer) activate(cs *connState) {
 		ID:        p.id,
 		Addr:      transport.AddrPortOf(cs.conn.RemoteAddr()),
 		LocalAddr: transport.AddrPortOf(cs.conn.LocalAddr()),
-		Kind:      cs.conn.Proto() + "-direct",
+		Kind:      cs.kind,
 		RTT:       cs.conn.HandshakeRTT(),
 		Since:     now,
 		Outbound:  cs.conn.Outbound(),
@@ -272,7 +262,7 @@ func (p *peer) activate(cs *connState) {
 		p.info = info
 		p.queue = newSendQueue(p.n.cfg.SendQueueMessages, p.n.cfg.SendQueueBytes)
 		p.n.dir.add(info, p.queue)
-		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound})
+		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})
 	} else {
 		info.Since, info.RTT = p.info.Since, p.info.RTT
 		p.info = info

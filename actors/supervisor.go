@@ -38,12 +38,12 @@ func (s *supervisor) Receive(c *actor.Context) {
 		switch {
 		case s.shuttingDown:
 			msg.Result <- ErrClosed
-		case msg.ID == s.n.self:
+		case msg.Contact.ID == s.n.self:
 			msg.Result <- ErrSelf
-		case msg.ID.IsZero():
+		case msg.Contact.ID.IsZero():
 			msg.Result <- fmt.Errorf("connecting: %w: zero NodeID", identity.ErrBadNodeID)
 		default:
-			c.Send(s.peer(c, msg.ID), msg)
+			c.Send(s.peer(c, msg.Contact.ID), msg)
 		}
 	case DisconnectPeer:
 		pid := s.peers[msg.ID]

@@ -1,0 +1,143 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// Ladder steps, in the order they are tried; each name is also the connection kind
+// that PeerConnected and Peers report when that step wins.
+const (
+	StepTCPDirect  = "tcp-direct"
+	StepTCPUPnP    = "tcp-upnp"
+	StepTCPPunch   = "tcp-punch"
+	StepQUICDirect = "quic-direct"
+	StepQUICPunch  = "quic-punch"
+)
+
+// Puncher opens a connection through NATs by hole punching, for the NAT layer to
+// provide. Without one, the punch steps are skipped.
+type Puncher interface {
+	// Punch connects to c over proto ("tcp" or "quic") through its reflected
+	// endpoints.
+	Punch(ctx context.Context, proto string, c transport.Contact) (transport.Conn, error)
+}
+
+// StepResult says how one ladder step went.
+type StepResult struct {
+	// Step is the step's name, e.g. "tcp-direct".
+	Step string
+	// Skipped, if not empty, says why the step did not run.
+	Skipped string
+	// Err is why the step failed, if it ran and failed.
+	Err error
+	// Took is how long the step ran.
+	Took time.Duration
+}
+
+func (r StepResult) String() string {
+	switch {
+	case r.Skipped != "":
+		return r.Step + ": skipped (" + r.Skipped + ")"
+	case r.Err != nil:
+		return fmt.Sprintf("%s: failed after %v: %v", r.Step, r.Took.Round(time.Millisecond), r.Err)
+	default:
+		return fmt.Sprintf("%s: connected in %v", r.Step, r.Took.Round(time.Millisecond))
+	}
+}
+
+// LadderError is returned when no step of the ladder connected. It lists every step.
+type LadderError struct {
+	Peer  identity.NodeID
+	Steps []StepResult
+}
+
+func (e *LadderError) Error() string {
+	parts := make([]string, len(e.Steps))
+	for i, s := range e.Steps {
+		parts[i] = s.String()
+	}
+	return fmt.Sprintf("connecting to %s: every step failed: %s", e.Peer.Short(), strings.Join(parts, "; "))
+}
+
+// Unwrap returns the steps' errors, so errors.As finds e.g. a WrongPeerError.
+func (e *LadderError) Unwrap() []error {
+	var errs []error
+	for _, s := range e.Steps {
+		if s.Err != nil {
+			errs = append(errs, s.Err)
+		}
+	}
+	return errs
+}
+
+// ladderStep is one rung: which endpoints it tries and how.
+type ladderStep struct {
+	name, proto string
+	candidates  func(transport.Contact) []transport.Endpoint
+	punch       bool // through the Puncher instead of a dial
+}
+
+var ladder = []ladderStep{
+	{name: StepTCPDirect, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.Endpoints }},
+	{name: StepTCPUPnP, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.UPnP }},
+	{name: StepTCPPunch, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.Reflected }, punch: true},
+	{name: StepQUICDirect, proto: "quic", candidates: func(c transport.Contact) []transport.Endpoint { return c.Endpoints }},
+	{name: StepQUICPunch, proto: "quic", candidates: func(c transport.Contact) []transport.Endpoint { return c.Reflected }, punch: true},
+}
+
+// climb runs the ladder for c: each step in order, each bounded by StepTimeout,
+// skipping steps with nothing to try. It returns the first connection, the winning
+// step and the results of the steps before it, or a *LadderError.
+func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, string, []StepResult, error) {
+	var results []StepResult
+	for _, step := range ladder {
+		r := StepResult{Step: step.name}
+		var cands []transport.Endpoint
+		for _, ep := range step.candidates(c) {
+			if ep.Proto == step.proto {
+				cands = append(cands, ep)
+			}
+		}
+		switch {
+		case n.protos[step.proto] == nil:
+			r.Skipped = step.proto + " is off here"
+		case len(cands) == 0:
+			r.Skipped = "no " + step.proto + " candidates"
+		case step.punch && n.cfg.Puncher == nil:
+			r.Skipped = "no hole punching available"
+		}
+		if r.Skipped != "" {
+			results = append(results, r)
+			continue
+		}
+		start := n.clock.Now()
+		stepCtx, cancel := context.WithTimeout(ctx, n.cfg.StepTimeout)
+		var conn transport.Conn
+		var err error
+		if step.punch {
+			conn, err = n.cfg.Puncher.Punch(stepCtx, step.proto, c)
+		} else {
+			conn, err = n.dialFirst(stepCtx, transport.SortLANFirst(cands), c.ID)
+		}
+		cancel()
+		r.Took = n.clock.Now().Sub(start)
+		if err == nil {
+			return conn, step.name, results, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", nil, ErrClosed
+		}
+		if stepCtx.Err() != nil {
+			err = fmt.Errorf("timed out after %v: %w", n.cfg.StepTimeout, err)
+		}
+		r.Err = err
+		results = append(results, r)
+	}
+	return nil, "", nil, &LadderError{Peer: c.ID, Steps: results}
+}
