@@ -15,8 +15,20 @@ import (
 )
 
 // 200 rounds of both nodes dialling each other at once: each round ends with one live
-// connection, the same one on both sides, and one PeerConnected on each side.
+// connection, the same one on both sides, and one PeerConnected on each side: over
+// TCP, over QUIC, and with one side dialling TCP while the other dials QUIC.
 func TestSimultaneousDial(t *testing.T) {
+	all := func(c crust.Contact) crust.Contact { return c }
+	tcp := func(c crust.Contact) crust.Contact { return only(c, "tcp") }
+	quic := func(c crust.Contact) crust.Contact { return only(c, "quic") }
+	t.Run("tcp", func(t *testing.T) { simultaneousDials(t, all, all) })
+	t.Run("quic", func(t *testing.T) { simultaneousDials(t, quic, quic) })
+	t.Run("tcp and quic", func(t *testing.T) { simultaneousDials(t, tcp, quic) })
+}
+
+// simultaneousDials runs the rounds; viaAB picks what A dials of B's contact, viaBA
+// what B dials of A's.
+func simultaneousDials(t *testing.T, viaAB, viaBA func(crust.Contact) crust.Contact) {
 	checkLeaks(t)
 	rounds := 200
 	if testing.Short() {
@@ -29,16 +41,17 @@ func TestSimultaneousDial(t *testing.T) {
 	checkA, checkB := &roundChecker{}, &roundChecker{}
 	a := newNode(t, fastConfig(), checkA.check)
 	b := newNode(t, fastConfig(), checkB.check)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("order errors at A: %v; at B: %v", checkA.errs, checkB.errs)
+		}
+	})
 	for round := 1; round <= rounds; round++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		start := make(chan struct{})
 		errs := make(chan error, 2)
-		for _, pair := range [][2]*testNode{{a, b}, {b, a}} {
-			go func() {
-				<-start
-				errs <- pair[0].Connect(ctx, pair[1].Contact())
-			}()
-		}
+		go func() { <-start; errs <- a.Connect(ctx, viaAB(b.Contact())) }()
+		go func() { <-start; errs <- b.Connect(ctx, viaBA(a.Contact())) }()
 		close(start)
 		for range 2 {
 			if err := <-errs; err != nil {

@@ -32,6 +32,9 @@ type connState struct {
 	gateOnce   sync.Once
 	writerDone chan struct{} // closed when the writer has stopped
 	lastRead   atomic.Int64  // clock time (UnixNano) of the last frame read
+	// stalled is set while the reader waits on the application (events not read, a
+	// slow OnMessage): the silence is ours, not the peer's, so no timeout applies.
+	stalled atomic.Bool
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it
@@ -106,6 +109,8 @@ func (cs *connState) readLoop() {
 	gateOpen := false
 	waitGate := func() bool {
 		if !gateOpen {
+			cs.stalled.Store(true)
+			defer cs.stalled.Store(false)
 			select {
 			case <-cs.gate:
 				gateOpen = true
@@ -123,7 +128,10 @@ func (cs *connState) readLoop() {
 		if !waitGate() {
 			return false
 		}
+		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
+		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
+		cs.stalled.Store(false)
 		clear(batch)
 		batch = batch[:0]
 		return ok
@@ -145,7 +153,9 @@ func (cs *connState) readLoop() {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return
 			}
+			cs.stalled.Store(true)
 			handler(Message{From: from, Data: f.Data})
+			cs.stalled.Store(false)
 		case wire.Ping:
 			cs.control(wire.Pong(m))
 		case wire.Goodbye:

@@ -117,7 +117,8 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 			continue
 		}
 		start := n.clock.Now()
-		stepCtx, cancel := context.WithTimeout(ctx, n.cfg.StepTimeout)
+		deadline := start.Add(n.cfg.StepTimeout)
+		stepCtx, cancel := context.WithDeadline(ctx, deadline)
 		var conn transport.Conn
 		var err error
 		if step.punch {
@@ -125,6 +126,9 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		} else {
 			conn, err = n.dialFirst(stepCtx, transport.SortLANFirst(cands), c.ID)
 		}
+		// The transports set their socket deadlines from ctx, so a step that ran out of
+		// budget may fail with their timeout error before ctx itself reports it.
+		timedOut := stepCtx.Err() != nil || !n.clock.Now().Before(deadline)
 		cancel()
 		r.Took = n.clock.Now().Sub(start)
 		if err == nil {
@@ -133,7 +137,7 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		if ctx.Err() != nil {
 			return nil, "", nil, ErrClosed
 		}
-		if stepCtx.Err() != nil {
+		if timedOut {
 			err = fmt.Errorf("timed out after %v: %w", n.cfg.StepTimeout, err)
 		}
 		r.Err = err

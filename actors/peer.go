@@ -377,7 +377,7 @@ func (p *peer) tick() {
 	for cs := range p.conns {
 		switch {
 		case cs.closed:
-		case !cs.readerOver && now.Sub(time.Unix(0, cs.lastRead.Load())) > p.n.cfg.PeerTimeout:
+		case !cs.readerOver && !cs.stalled.Load() && now.Sub(time.Unix(0, cs.lastRead.Load())) > p.n.cfg.PeerTimeout:
 			p.closeConn(cs, fmt.Sprintf("timeout: nothing heard for %v", p.n.cfg.PeerTimeout))
 		case cs.sentBye && now.Sub(cs.byeAt) > p.n.cfg.HandshakeTimeout:
 			p.closeConn(cs, "peer did not answer Goodbye")
@@ -405,6 +405,14 @@ func (p *peer) settle() {
 			cs.openGate()
 		}
 		if cs.readerOver && (cs.writerOver || cs.closed) {
+			if cs.gotBye && cs.writerOver && !cs.closed {
+				// Both Goodbyes are through our hands. Closing outright could still cut
+				// ours off in flight (QUIC drops unacknowledged data on close); the
+				// transport closes once the peer has it.
+				cs.closed = true
+				cs.stopAll()
+				cs.conn.CloseAfterPeer(p.n.cfg.HandshakeTimeout)
+			}
 			p.closeConn(cs, "done")
 			delete(p.conns, cs)
 		}

@@ -24,7 +24,9 @@ const (
 
 // streamConn is a Conn over an encrypted byte stream: TLS over TCP, or a QUIC stream.
 type streamConn struct {
-	closeFn  func() error // closes the underlying connection at once
+	closeFn func() error // closes the underlying connection at once
+	// lingerFn closes once the peer has closed, or after the timeout; nil: at once.
+	lingerFn func(timeout time.Duration)
 	local    net.Addr
 	remote   net.Addr
 	fr       *wire.Reader
@@ -60,6 +62,19 @@ func (c *streamConn) Close() error {
 	err := net.ErrClosed
 	c.close.Do(func() { err = c.closeFn() })
 	return err
+}
+
+// CloseAfterPeer closes the connection once the peer has everything we wrote, or
+// after timeout; call it when both sides' Goodbyes are through. Over TCP that is at
+// once: the data already written, then the FIN, still reach the peer. A QUIC close
+// would cut off data not yet acknowledged, so there the stream is finished and the
+// connection closes when the peer's FIN shows it has read our Goodbye.
+func (c *streamConn) CloseAfterPeer(timeout time.Duration) {
+	if c.lingerFn == nil {
+		c.Close()
+		return
+	}
+	c.close.Do(func() { c.lingerFn(timeout) })
 }
 
 // newStreamConn wraps a handshaken stream; the Hello exchange comes next.

@@ -270,6 +270,25 @@ func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, ou
 	}
 	closeFn := func() error { return qc.CloseWithError(quicCodeClosed, "") }
 	c = newStreamConn(stream, closeFn, qc.LocalAddr(), qc.RemoteAddr(), "quic", peer, outbound, q.cfg.MaxFrameSize)
+	// After both Goodbyes, each side finishes its stream (FIN) and waits for the
+	// peer's FIN: the peer sends it only once it has read our Goodbye, so then the
+	// peer has everything and the connection can go. A peer that closes first, or
+	// the timeout, ends the wait too.
+	c.lingerFn = func(timeout time.Duration) {
+		stream.Close()
+		stream.SetReadDeadline(q.cfg.Clock.Now().Add(timeout))
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			var buf [64]byte
+			for {
+				if _, err := stream.Read(buf[:]); err != nil {
+					break
+				}
+			}
+			qc.CloseWithError(quicCodeClosed, "")
+		}()
+	}
 	if err := c.exchangeHello(q.cfg.Clock, helloFor(q.cfg.Identity.ID(), q.cfg.Endpoints(), qc.RemoteAddr())); err != nil {
 		return nil, err
 	}

@@ -67,6 +67,9 @@ type Conn interface {
 	WriteData(payload []byte) error
 	// Flush sends buffered messages.
 	Flush() error
-	// Close closes the connection.
+	// Close closes the connection at once; data not yet delivered may be lost.
 	Close() error
+	// CloseAfterPeer closes once the peer has everything we wrote (our Goodbye last),
+	// or after timeout. Call it after both sides' Goodbyes.
+	CloseAfterPeer(timeout time.Duration)
 }
