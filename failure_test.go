@@ -326,7 +326,9 @@ func (p *blackholeProxy) pipe(from, to net.Conn) {
 	for {
 		n, err := from.Read(buf)
 		if err != nil {
-			to.Close()
+			if !p.holed.Load() { // a black hole passes no FIN or RST either
+				to.Close()
+			}
 			return
 		}
 		if !p.holed.Load() {

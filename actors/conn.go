@@ -47,7 +47,9 @@ type connState struct {
 	writerOver  bool
 	closed      bool
 	wasActive   bool
-	activeSeq   uint64    // order of activation among the peer's connections
+	activeSeq   uint64    // the Activate Seq that made it live: order among the pair's connections
+	afterSeq    uint64    // the connection whose data comes before this one's (0: none)
+	activatedAt time.Time // when it went live
 	awaitingAct time.Time // larger side: when it started waiting for Activate
 	closeReason string    // why we closed it, if we did
 	pingSeq     uint64
@@ -61,6 +63,7 @@ type enableData struct {
 	after    <-chan struct{}
 	activate bool
 	seq      uint64 // of the Activate
+	prev     uint64 // the Activate's After
 }
 
 func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
@@ -198,9 +201,18 @@ func (cs *connState) writeLoop() {
 
 func (cs *connState) write() error {
 	var (
-		q     *sendQueue
-		ready chan struct{} // nil until enabled: a nil channel never fires
+		pending *sendQueue      // enabled, waiting for the previous writer
+		after   <-chan struct{} // closed when the previous writer is done; nil: not waiting
+		q       *sendQueue
+		ready   chan struct{} // nil until enabled: a nil channel never fires
 	)
+	enable := func(en enableData) error {
+		pending, after = en.queue, en.after
+		if en.activate {
+			return cs.conn.Write(wire.Activate{Seq: en.seq, After: en.prev})
+		}
+		return nil
+	}
 	for {
 		select {
 		case m := <-cs.ctrl:
@@ -208,21 +220,25 @@ func (cs *connState) write() error {
 				return err
 			}
 		case en := <-cs.enable:
-			select {
-			case <-en.after:
-			case <-cs.abort:
-				return errAborted
+			// Activate goes out at once; data waits for the previous writer.
+			if err := enable(en); err != nil {
+				return err
 			}
-			if en.activate {
-				if err := cs.conn.Write(wire.Activate{Seq: en.seq}); err != nil {
-					return err
-				}
-			}
-			q, ready = en.queue, en.queue.ready
+		case <-after:
+			q, ready, after = pending, pending.ready, nil
 		case <-ready:
 		case g := <-cs.bye:
-			// The previous burst was flushed; what is queued now stays for the next
-			// connection. Goodbye is the last frame.
+			// An Activate decided before this Goodbye still goes first, so the peer
+			// learns its Seq (a later Activate may name it as coming before).
+			select {
+			case en := <-cs.enable:
+				if err := enable(en); err != nil {
+					return err
+				}
+			default:
+			}
+			// What is queued now stays for the next connection. Goodbye is the last
+			// frame.
 			if err := cs.conn.Write(g); err != nil {
 				return err
 			}

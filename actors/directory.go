@@ -41,6 +41,12 @@ type Directory struct {
 type link struct {
 	queue *sendQueue
 	info  PeerInfo
+	stats *linkStats // shared by the copies a change makes
+}
+
+// linkStats are the parts of a peer's entry that change often, updated in place.
+type linkStats struct {
+	rtt atomic.Int64 // smoothed RTT, ns
 }
 
 // NewDirectory returns an empty Directory.
@@ -59,18 +65,13 @@ func (d *Directory) change(f func(map[identity.NodeID]*link)) {
 	d.peers.Store(&next)
 }
 
-func (d *Directory) add(info PeerInfo, q *sendQueue) {
-	d.change(func(m map[identity.NodeID]*link) { m[info.ID] = &link{queue: q, info: info} })
-}
-
-func (d *Directory) update(id identity.NodeID, f func(*PeerInfo)) {
-	d.change(func(m map[identity.NodeID]*link) {
-		if l := m[id]; l != nil {
-			next := *l // links are immutable once published
-			f(&next.info)
-			m[id] = &next
-		}
-	})
+// add publishes (or replaces) the entry for info.ID and returns it; its stats may be
+// updated in place.
+func (d *Directory) add(info PeerInfo, q *sendQueue) *link {
+	l := &link{queue: q, info: info, stats: &linkStats{}}
+	l.stats.rtt.Store(int64(info.RTT))
+	d.change(func(m map[identity.NodeID]*link) { m[info.ID] = l })
+	return l
 }
 
 func (d *Directory) remove(id identity.NodeID) {
@@ -89,7 +90,9 @@ func (d *Directory) Peers() []PeerInfo {
 	m := *d.peers.Load()
 	out := make([]PeerInfo, 0, len(m))
 	for _, l := range m {
-		out = append(out, l.info)
+		info := l.info
+		info.RTT = time.Duration(l.stats.rtt.Load())
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.Less(out[j].ID) })
 	return out

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -144,4 +145,64 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		results = append(results, r)
 	}
 	return nil, "", nil, &LadderError{Peer: c.ID, Steps: results}
+}
+
+// dialFirst dials eps happy-eyeballs style: the next attempt starts after DialStagger
+// or when the previous one fails, and the first verified connection wins. Losers are
+// closed. The error joins every attempt's error.
+func (n *node) dialFirst(ctx context.Context, eps []transport.Endpoint, want identity.NodeID) (transport.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn transport.Conn
+		err  error
+	}
+	results := make(chan result, len(eps))
+	next, running := 0, 0
+	startNext := func() {
+		ep := eps[next]
+		next++
+		running++
+		go func() {
+			c, err := n.protos[ep.Proto].Dial(ctx, ep, want)
+			results <- result{c, err}
+		}()
+	}
+	stagger := time.NewTimer(n.cfg.DialStagger)
+	defer stagger.Stop()
+	startNext()
+	var errs []error
+	for running > 0 {
+		select {
+		case r := <-results:
+			running--
+			if r.err == nil {
+				cancel()
+				for ; running > 0; running-- {
+					if late := <-results; late.conn != nil {
+						late.conn.Close()
+					}
+				}
+				if ctx := n.ctx; ctx.Err() != nil {
+					r.conn.Close()
+					return nil, ErrClosed
+				}
+				return r.conn, nil
+			}
+			errs = append(errs, r.err)
+			if next < len(eps) {
+				startNext()
+				stagger.Reset(n.cfg.DialStagger)
+			}
+		case <-stagger.C:
+			if next < len(eps) {
+				startNext()
+				stagger.Reset(n.cfg.DialStagger)
+			}
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
 }

@@ -3,6 +3,8 @@ package actors
 import (
 	"time"
 
+	"github.com/anthdm/hollywood/actor"
+
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 	"github.com/crust-p2p/crust/transport/wire"
@@ -50,6 +52,14 @@ type dialResult struct {
 	step  string
 	tried []StepResult
 	err   error
+	gen   int // which dial of the peer: a stale one is dropped
+}
+
+// peerIdle tells the Supervisor that a peer actor has nothing left to do; the
+// Supervisor forgets it (if it is still the actor for id) and stops it.
+type peerIdle struct {
+	id  identity.NodeID
+	pid *actor.PID
 }
 
 // connControl reports a control frame read on one of a peer's connections.

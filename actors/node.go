@@ -226,6 +226,9 @@ func (nd *Node) Close(grace time.Duration) {
 		nd.n.engine.Send(nd.supervisor, Shutdown{Grace: grace, Done: done})
 		<-done
 		nd.cancel()
+		// Dials end promptly once cancelled; their results must reach live actors,
+		// which close what they bring, before the actors stop.
+		nd.n.dialWG.Wait()
 		<-nd.n.engine.Poison(nd.supervisor).Done()
 		nd.n.wg.Wait()
 		nd.n.emit.Close()

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,55 +19,76 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // keeps exactly one of them live:
 //
 //   - The node with the smaller NodeID decides. It keeps the connection it initiated
-//     if it has one, else the first that completes, and sends Activate on it. Every
-//     other connection gets Goodbye{duplicate}.
+//     if it has one, else the first that completes, and sends Activate{Seq} on it,
+//     Seq growing with each decision. Every other connection gets Goodbye{duplicate}.
 //   - The node with the larger NodeID sends data only on a connection it received
-//     Activate on.
+//     Activate on, and follows the highest Seq: Activates on different connections
+//     can overtake each other.
 //   - On a swap the old writer flushes, writes Goodbye and stops before the new one
-//     starts, and the new reader delivers only after the old reader saw the peer's
-//     Goodbye, so messages stay in order and none is lost across the swap.
+//     starts. Each side delivers a connection's data only once every connection
+//     activated before it (by Seq) has been read to its Goodbye, so messages stay in
+//     order and none is lost across the swap.
 //
 // The application sees PeerConnected when the first connection goes live and PeerLost
-// when the live one ends with no replacement on the way; swaps are invisible.
+// when the live one ends with no replacement on the way, after its last message;
+// swaps are invisible. A peer actor with nothing left to do retires: the Supervisor
+// forgets it, so the memory kept per NodeID ever seen stays bounded.
 type peer struct {
 	n       *node
 	id      identity.NodeID
 	smaller bool // we have the smaller NodeID: we decide which connection is live
 	pid     *actor.PID
+	parent  *actor.PID
 
-	conns      map[*connState]struct{}
-	active     *connState // the live connection, or nil
-	lastWriter *connState // the last connection whose writer drained the queue
-	activeSeq  uint64
+	conns          map[*connState]struct{}
+	active         *connState      // the live connection, or nil
+	lastWriterDone <-chan struct{} // closed when the last connection that drained the queue stopped writing
+	lastWriterSeq  uint64          // smaller side: that connection's Seq, the next Activate's After
+	drained        map[uint64]bool // larger side: Seqs of live-once connections read to their end
 
 	connected bool       // the application saw PeerConnected and no PeerLost since
+	lostWhy   string     // non-empty: lost; PeerLost waits for older connections to drain
 	queue     *sendQueue // while connected
+	link      *link      // our entry in the Directory, while connected
 	info      PeerInfo
 	expecting time.Time // larger side: the peer said another connection is live; its Activate is due
 	actSeq    uint64    // larger side: Seq of the newest Activate followed
 
-	contact transport.Contact // where to dial: the latest Connect's
-	dialing bool
-	lastErr error
-	waiters []chan<- error
+	contact    transport.Contact // where to dial: the latest Connect's
+	dialing    bool
+	dialCancel context.CancelFunc
+	dialGen    int
+	lastErr    error
+	waiters    []chan<- error
 
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
 	ticker       *actor.SendRepeater
+	retired      bool // told the Supervisor we are idle; everything now goes back to it
 }
 
 func newPeer(n *node, id identity.NodeID) actor.Producer {
 	return func() actor.Receiver {
-		return &peer{n: n, id: id, smaller: n.self.Less(id), conns: make(map[*connState]struct{})}
+		return &peer{n: n, id: id, smaller: n.self.Less(id), conns: make(map[*connState]struct{}), lastWriterDone: closedChan}
 	}
 }
 
 func (p *peer) Receive(c *actor.Context) {
-	switch msg := c.Message().(type) {
+	switch c.Message().(type) {
 	case actor.Started:
-		p.pid = c.PID()
+		p.pid, p.parent = c.PID(), c.Parent()
+		return
+	case actor.Initialized:
+		return
 	case actor.Stopped:
 		p.stop()
+		return
+	}
+	if p.retired {
+		p.forward(c)
+		return
+	}
+	switch msg := c.Message().(type) {
 	case ConnectPeer:
 		p.connect(c, msg)
 	case DisconnectPeer:
@@ -93,11 +113,25 @@ func (p *peer) Receive(c *actor.Context) {
 			n++
 		}
 		msg.result <- n
-	case actor.Initialized:
 	default:
 		p.n.log.Warn("peer actor: unexpected message", "peer", p.id.Short(), "type", fmt.Sprintf("%T", msg))
 	}
-	p.settle()
+	p.settle(c)
+}
+
+// forward hands work that reached a retired actor back to the Supervisor, which
+// routes it to a fresh actor once it has processed our retirement.
+func (p *peer) forward(c *actor.Context) {
+	switch msg := c.Message().(type) {
+	case ConnectPeer, InboundConn:
+		c.Send(p.parent, msg)
+	case DisconnectPeer:
+		msg.Result <- ErrNotConnected
+	case countConns:
+		msg.result <- 0
+	case peerShutdown:
+		close(msg.done)
+	}
 }
 
 func (p *peer) connect(c *actor.Context, msg ConnectPeer) {
@@ -106,7 +140,7 @@ func (p *peer) connect(c *actor.Context, msg ConnectPeer) {
 		msg.Result <- nil
 		return
 	case p.leaving != "":
-		msg.Result <- fmt.Errorf("connecting to %s: still disconnecting; retry after PeerLost", p.id.Short())
+		msg.Result <- fmt.Errorf("connecting to %s: a disconnect is still in progress; retry after PeerLost", p.id.Short())
 		return
 	}
 	p.contact = msg.Contact
@@ -117,7 +151,7 @@ func (p *peer) connect(c *actor.Context, msg ConnectPeer) {
 }
 
 func (p *peer) disconnect() error {
-	if !p.connected && len(p.conns) == 0 {
+	if !p.connected && len(p.conns) == 0 && !p.dialing {
 		return ErrNotConnected
 	}
 	p.leave("disconnected locally", wire.ReasonDisconnect)
@@ -129,11 +163,14 @@ func (p *peer) shutdown(done chan struct{}) {
 	p.leave("shut down", wire.ReasonShutdown)
 }
 
-// leave says Goodbye on every connection. Sends fail from now on; PeerLost follows
-// when the connections are through.
+// leave says Goodbye on every connection and stops dialling. Sends fail from now on
+// (what is still queued is dropped); PeerLost follows when the connections are through.
 func (p *peer) leave(why, reason string) {
 	p.leaving = why
 	p.closeQueue()
+	if p.dialCancel != nil {
+		p.dialCancel()
+	}
 	for cs := range p.conns {
 		p.sayBye(cs, reason)
 	}
@@ -145,6 +182,9 @@ func (p *peer) stop() {
 	if p.ticker != nil {
 		p.ticker.Stop()
 		p.ticker = nil
+	}
+	if p.dialCancel != nil {
+		p.dialCancel()
 	}
 	for cs := range p.conns {
 		p.closeConn(cs, "node stopped")
@@ -158,18 +198,32 @@ func (p *peer) stop() {
 }
 
 func (p *peer) startDial(c *actor.Context) {
-	p.dialing = true
-	n, pid, contact := p.n, c.PID(), p.contact
+	p.dialing, p.lastErr = true, nil
+	p.dialGen++
+	ctx, cancel := context.WithCancel(p.n.ctx)
+	p.dialCancel = cancel
+	n, pid, contact, gen := p.n, c.PID(), p.contact, p.dialGen
 	n.dialWG.Add(1)
 	go func() {
 		defer n.dialWG.Done()
-		conn, step, tried, err := n.climb(n.ctx, contact)
-		n.engine.Send(pid, dialResult{conn: conn, step: step, tried: tried, err: err})
+		defer cancel()
+		conn, step, tried, err := n.climb(ctx, contact)
+		if conn != nil && ctx.Err() != nil {
+			conn.Close()
+			conn, err = nil, ErrClosed
+		}
+		n.engine.Send(pid, dialResult{conn: conn, step: step, tried: tried, err: err, gen: gen})
 	}()
 }
 
 func (p *peer) dialed(c *actor.Context, r dialResult) {
-	p.dialing = false
+	if r.gen != p.dialGen {
+		if r.conn != nil {
+			r.conn.Close()
+		}
+		return
+	}
+	p.dialing, p.dialCancel = false, nil
 	if r.err != nil {
 		p.lastErr = r.err
 		return
@@ -198,9 +252,9 @@ func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried [
 	}
 	switch {
 	case p.active == nil:
-		p.activate(cs)
+		p.activate(cs, p.n.actSeq.Add(1))
 	case conn.Outbound() && !p.active.conn.Outbound():
-		p.activate(cs) // ours wins over theirs: swap
+		p.activate(cs, p.n.actSeq.Add(1)) // ours wins over theirs: swap
 	default:
 		p.sayBye(cs, wire.ReasonDuplicate)
 	}
@@ -214,13 +268,16 @@ func (p *peer) control(m connControl) {
 		case p.smaller:
 			p.n.log.Warn("peer sent Activate, but we decide; closing", "peer", p.id.Short())
 			p.sayBye(cs, wire.ReasonProtocol)
-		case cs.sentBye || cs == p.active || p.leaving != "":
+		case cs.sentBye || cs.closed || cs.readerOver || cs.wasActive || p.leaving != "":
 		case msg.Seq <= p.actSeq:
-			// An older decision overtaken by a newer one on another connection.
-			p.n.log.Debug("ignoring stale Activate", "peer", p.id.Short(), "seq", msg.Seq, "newest", p.actSeq)
+			// An older decision, overtaken by a newer one on another connection. The
+			// peer may have sent data on it before moving on: deliver that first.
+			p.n.log.Debug("stale Activate: draining the connection", "peer", p.id.Short(), "seq", msg.Seq, "newest", p.actSeq)
+			cs.wasActive, cs.activeSeq, cs.afterSeq, cs.awaitingAct = true, msg.Seq, msg.After, time.Time{}
 		default:
 			p.actSeq = msg.Seq
-			p.activate(cs)
+			cs.afterSeq = msg.After
+			p.activate(cs, msg.Seq)
 		}
 	case wire.Pong:
 		if cs.pingSeq != msg.Seq || cs.pingAt.IsZero() {
@@ -228,61 +285,51 @@ func (p *peer) control(m connControl) {
 		}
 		sample := p.n.clock.Now().Sub(cs.pingAt)
 		cs.pingAt = time.Time{}
-		if cs == p.active && p.connected {
+		if cs == p.active && p.link != nil {
 			p.info.RTT = (7*p.info.RTT + sample) / 8
-			rtt := p.info.RTT
-			p.n.dir.update(p.id, func(i *PeerInfo) { i.RTT = rtt })
+			p.link.stats.rtt.Store(int64(p.info.RTT))
 		}
 	}
 }
 
-// activate makes cs the live connection.
-func (p *peer) activate(cs *connState) {
-	old := p.active
-	if old != nil {
+// activate makes cs the live connection; seq orders it among the pair's decisions.
+func (p *peer) activate(cs *connState, seq uint64) {
+	if old := p.active; old != nil {
 		p.sayBye(old, wire.ReasonDuplicate)
 	}
 	p.active = cs
-	p.activeSeq++
-	cs.wasActive, cs.activeSeq, cs.awaitingAct = true, p.activeSeq, time.Time{}
-	p.expecting = time.Time{}
+	cs.wasActive, cs.activeSeq, cs.awaitingAct, cs.activatedAt = true, seq, time.Time{}, p.n.clock.Now()
+	p.expecting, p.lostWhy = time.Time{}, ""
 
-	now := p.n.clock.Now()
 	info := PeerInfo{
 		ID:        p.id,
 		Addr:      transport.AddrPortOf(cs.conn.RemoteAddr()),
 		LocalAddr: transport.AddrPortOf(cs.conn.LocalAddr()),
 		Kind:      cs.kind,
 		RTT:       cs.conn.HandshakeRTT(),
-		Since:     now,
+		Since:     p.n.clock.Now(),
 		Outbound:  cs.conn.Outbound(),
+	}
+	if p.queue == nil {
+		p.queue = newSendQueue(p.n.cfg.SendQueueMessages, p.n.cfg.SendQueueBytes)
 	}
 	if !p.connected {
 		p.connected = true
 		p.info = info
-		p.queue = newSendQueue(p.n.cfg.SendQueueMessages, p.n.cfg.SendQueueBytes)
-		p.n.dir.add(info, p.queue)
+		p.link = p.n.dir.add(info, p.queue)
 		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})
 	} else {
 		info.Since, info.RTT = p.info.Since, p.info.RTT
 		p.info = info
-		p.n.dir.update(p.id, func(i *PeerInfo) { *i = info })
+		p.link = p.n.dir.add(info, p.queue)
 	}
-	after := (<-chan struct{})(closedChan)
-	if p.lastWriter != nil {
-		after = p.lastWriter.writerDone
-	}
-	p.lastWriter = cs
-	en := enableData{queue: p.queue, after: after, activate: p.smaller}
-	if p.smaller {
-		en.seq = p.n.actSeq.Add(1)
-	}
-	cs.enable <- en
-	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound)
+	cs.enable <- enableData{queue: p.queue, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq}
+	p.lastWriterDone, p.lastWriterSeq = cs.writerDone, seq
+	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound, "seq", seq)
 }
 
 // sayBye asks cs's writer to finish with a Goodbye. The connection closes once the
-// peer's Goodbye is in (or after HandshakeTimeout).
+// peer's Goodbye is in (or after HandshakeTimeout of silence).
 func (p *peer) sayBye(cs *connState, reason string) {
 	if cs.sentBye || cs.closed {
 		return
@@ -309,38 +356,50 @@ func (p *peer) closeConn(cs *connState, why string) {
 func (p *peer) readerEnded(m readerEnded) {
 	cs := m.cs
 	cs.readerOver = true
-	wasActive := cs == p.active
-	if wasActive {
+	if cs.wasActive {
+		if p.drained == nil {
+			p.drained = make(map[uint64]bool)
+		}
+		p.drained[cs.activeSeq] = true
+	}
+	wasLive := cs == p.active
+	if wasLive {
 		p.active = nil
 	}
 	var why string
-	switch {
-	case m.bye != nil:
+	if m.bye != nil {
 		cs.gotBye = true
 		why = "peer said goodbye: " + m.bye.Reason
 		if !cs.sentBye {
 			p.sayBye(cs, m.bye.Reason)
 		}
-	default:
+		if !p.connected && !cs.wasActive && m.bye.Reason != wire.ReasonDuplicate {
+			p.lastErr = fmt.Errorf("connecting to %s: the peer closed the connection: %s", p.id.Short(), m.bye.Reason)
+		}
+	} else {
 		if isProtocolError(m.err) {
 			p.n.log.Warn("closing connection: peer broke the protocol", "peer", p.id.Short(), "addr", cs.conn.RemoteAddr(), "err", m.err)
 		}
 		p.closeConn(cs, m.err.Error())
 		why = "connection failed: " + cs.closeReason
 	}
-	p.n.log.Debug("connection ended", "peer", p.id.Short(), "why", why, "was_live", wasActive)
-	if p.leaving != "" {
-		return
-	}
-	if m.bye != nil && m.bye.Reason == wire.ReasonDuplicate && !p.smaller && p.active == nil {
+	p.n.log.Debug("connection ended", "peer", p.id.Short(), "why", why, "was_live", wasLive)
+	switch {
+	case p.leaving != "":
+	case m.bye != nil && m.bye.Reason == wire.ReasonDuplicate && !p.smaller && p.active == nil:
 		// The peer, which decides, has another connection of the pair live (or about
 		// to be): its Activate is on the way, even if that connection is still in our
 		// listener's handshake.
 		p.expecting = p.n.clock.Now()
-		return
-	}
-	if wasActive {
+	case wasLive:
 		p.lose(why)
+	case cs.wasActive && m.bye == nil && p.connected:
+		// A connection that carried data broke before its Goodbye: what it still
+		// held is gone. Rather than deliver around a gap, the pair starts over.
+		for o := range p.conns {
+			p.closeConn(o, "an earlier connection of the pair broke: "+why)
+		}
+		p.lose("connection broke while being replaced: " + why)
 	}
 }
 
@@ -352,39 +411,48 @@ func (p *peer) writerEnded(m writerEnded) {
 	}
 }
 
-// lose reports the peer lost, once.
+// lose ends the peer's connected state: sends fail from now on, and PeerLost is
+// reported once every connection that carried data has been read to its end.
 func (p *peer) lose(reason string) {
 	p.expecting, p.actSeq = time.Time{}, 0
 	p.closeQueue()
-	if !p.connected {
-		return
+	if p.connected && p.lostWhy == "" {
+		p.lostWhy = reason
 	}
-	p.connected = false
-	p.n.emit.Control(PeerLost{ID: p.id, Reason: reason})
-	p.n.log.Info("peer lost", "peer", p.id.Short(), "reason", reason)
 }
 
 func (p *peer) closeQueue() {
 	if p.queue != nil {
 		p.n.dir.remove(p.id)
 		p.queue.close()
-		p.queue = nil
+		p.queue, p.link = nil, nil
 	}
 }
 
 func (p *peer) tick() {
 	now := p.n.clock.Now()
 	for cs := range p.conns {
+		lastRead := time.Unix(0, cs.lastRead.Load())
 		switch {
-		case cs.closed:
-		case !cs.readerOver && !cs.stalled.Load() && now.Sub(time.Unix(0, cs.lastRead.Load())) > p.n.cfg.PeerTimeout:
+		case cs.closed || cs.readerOver || cs.stalled.Load():
+		case now.Sub(lastRead) > p.n.cfg.PeerTimeout:
 			p.closeConn(cs, fmt.Sprintf("timeout: nothing heard for %v", p.n.cfg.PeerTimeout))
-		case cs.sentBye && now.Sub(cs.byeAt) > p.n.cfg.HandshakeTimeout:
+		case cs.sentBye && now.Sub(later(cs.byeAt, lastRead)) > p.n.cfg.HandshakeTimeout:
+			// Counted from the last frame: a long drain before the peer's Goodbye is
+			// data still arriving, not a peer that does not answer.
 			p.closeConn(cs, "peer did not answer Goodbye")
 		case !cs.awaitingAct.IsZero() && !cs.sentBye && now.Sub(cs.awaitingAct) > p.n.cfg.HandshakeTimeout:
 			p.lastErr = fmt.Errorf("connecting to %s: the peer neither activated nor refused the connection within %v", p.id.Short(), p.n.cfg.HandshakeTimeout)
 			p.sayBye(cs, wire.ReasonTimeout)
 		}
+	}
+	if cs := p.active; cs != nil && cs.afterSeq != 0 && !p.drained[cs.afterSeq] && now.Sub(cs.activatedAt) > p.n.cfg.HandshakeTimeout {
+		// The connection whose data comes first never showed up: rather than wait
+		// forever or deliver around a gap, the pair starts over.
+		for o := range p.conns {
+			p.closeConn(o, "the connection replaced by this one never arrived")
+		}
+		p.lose("the connection being replaced never arrived")
 	}
 	if !p.expecting.IsZero() && now.Sub(p.expecting) > p.n.cfg.HandshakeTimeout {
 		p.lastErr = fmt.Errorf("connecting to %s: the peer called our connection a duplicate, but activated none within %v", p.id.Short(), p.n.cfg.HandshakeTimeout)
@@ -397,11 +465,19 @@ func (p *peer) tick() {
 	}
 }
 
-// settle runs after every message: it opens reader gates in activation order, drops
-// finished connections, answers Connect callers and stops the ticker when idle.
-func (p *peer) settle() {
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// settle runs after every message: it opens reader gates in order, drops finished
+// connections, reports a pending PeerLost, answers Connect callers, and stops the
+// ticker or retires the actor when idle.
+func (p *peer) settle(c *actor.Context) {
 	for cs := range p.conns {
-		if cs.wasActive && !p.drainingBefore(cs) {
+		if cs.wasActive && p.mayDeliver(cs) {
 			cs.openGate()
 		}
 		if cs.readerOver && (cs.writerOver || cs.closed) {
@@ -417,35 +493,70 @@ func (p *peer) settle() {
 			delete(p.conns, cs)
 		}
 	}
-	if p.connected {
+	if p.leaving != "" && len(p.conns) == 0 {
+		p.lose(p.leaving)
+	}
+	if p.lostWhy != "" && !p.draining() {
+		p.connected = false
+		p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
+		p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy})
+		p.n.log.Info("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
+		p.lostWhy = ""
+	}
+	if p.leaving != "" && len(p.conns) == 0 {
+		if p.shutdownDone != nil {
+			close(p.shutdownDone)
+			p.shutdownDone = nil
+			return
+		}
+		p.leaving = ""
+	}
+	switch {
+	case p.connected && p.lostWhy == "":
 		p.resolve(nil)
-	} else if !p.dialing && p.expecting.IsZero() && !p.pending() {
+	case !p.connected && !p.dialing && p.expecting.IsZero() && !p.pending():
 		err := p.lastErr
 		if err == nil {
 			err = fmt.Errorf("connecting to %s: %w", p.id.Short(), ErrNotConnected)
 		}
 		p.fail(err)
 	}
-	if p.leaving != "" && len(p.conns) == 0 {
-		p.lose(p.leaving)
-		if p.shutdownDone != nil {
-			close(p.shutdownDone)
-			p.shutdownDone = nil
-		} else {
-			p.leaving = ""
-		}
-	}
-	if p.ticker != nil && len(p.conns) == 0 {
+	if p.ticker != nil && len(p.conns) == 0 && p.expecting.IsZero() {
 		p.ticker.Stop()
 		p.ticker = nil
 	}
+	if len(p.conns) == 0 && !p.connected && !p.dialing && len(p.waiters) == 0 && p.expecting.IsZero() && p.leaving == "" {
+		p.retired = true
+		c.Send(p.parent, peerIdle{id: p.id, pid: p.pid})
+	}
 }
 
-// drainingBefore reports whether a connection activated before cs still has a reader
-// running: its data must be delivered first.
-func (p *peer) drainingBefore(cs *connState) bool {
+// mayDeliver reports whether cs's data may go to the application now: the connection
+// its Activate names as coming before it has been read to its end (larger side), as
+// has every connection activated before it, and (larger side, where Activates can
+// overtake each other) no connection still waits for the peer's decision.
+func (p *peer) mayDeliver(cs *connState) bool {
+	if cs.afterSeq != 0 && !p.drained[cs.afterSeq] {
+		return false
+	}
 	for o := range p.conns {
-		if o != cs && o.wasActive && o.activeSeq < cs.activeSeq && !o.readerOver {
+		if o == cs || o.readerOver {
+			continue
+		}
+		if o.wasActive && o.activeSeq < cs.activeSeq {
+			return false
+		}
+		if !p.smaller && !o.wasActive && !o.sentBye && !o.closed {
+			return false
+		}
+	}
+	return true
+}
+
+// draining reports whether a connection that carried data is still being read.
+func (p *peer) draining() bool {
+	for cs := range p.conns {
+		if cs.wasActive && !cs.readerOver {
 			return true
 		}
 	}
@@ -473,64 +584,4 @@ func (p *peer) fail(err error) {
 	if len(p.waiters) > 0 {
 		p.resolve(err)
 	}
-}
-
-// dialFirst dials eps happy-eyeballs style: the next attempt starts after DialStagger
-// or when the previous one fails, and the first verified connection wins. Losers are
-// closed. The error joins every attempt's error.
-func (n *node) dialFirst(ctx context.Context, eps []transport.Endpoint, want identity.NodeID) (transport.Conn, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		conn transport.Conn
-		err  error
-	}
-	results := make(chan result, len(eps))
-	next, running := 0, 0
-	startNext := func() {
-		ep := eps[next]
-		next++
-		running++
-		go func() {
-			c, err := n.protos[ep.Proto].Dial(ctx, ep, want)
-			results <- result{c, err}
-		}()
-	}
-	stagger := time.NewTimer(n.cfg.DialStagger)
-	defer stagger.Stop()
-	startNext()
-	var errs []error
-	for running > 0 {
-		select {
-		case r := <-results:
-			running--
-			if r.err == nil {
-				cancel()
-				for ; running > 0; running-- {
-					if late := <-results; late.conn != nil {
-						late.conn.Close()
-					}
-				}
-				if ctx := n.ctx; ctx.Err() != nil {
-					r.conn.Close()
-					return nil, ErrClosed
-				}
-				return r.conn, nil
-			}
-			errs = append(errs, r.err)
-			if next < len(eps) {
-				startNext()
-				stagger.Reset(n.cfg.DialStagger)
-			}
-		case <-stagger.C:
-			if next < len(eps) {
-				startNext()
-				stagger.Reset(n.cfg.DialStagger)
-			}
-		}
-	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	return nil, errors.Join(errs...)
 }

@@ -63,6 +63,14 @@ func (s *supervisor) Receive(c *actor.Context) {
 		default:
 			c.Send(s.peer(c, id), msg)
 		}
+	case peerIdle:
+		if pid := s.peers[msg.id]; pid != nil && pid.Equals(msg.pid) {
+			delete(s.peers, msg.id)
+			// Wait for it: a second poison pill (ours at shutdown) queued behind the
+			// first would never be answered, and shutdown would wait forever. A
+			// retired peer only forwards, so this is quick.
+			<-c.Engine().Poison(pid).Done()
+		}
 	case countConns:
 		if pid := s.peers[msg.id]; pid != nil {
 			c.Send(pid, msg)

@@ -74,11 +74,15 @@ const (
 
 // Activate is sent by the node with the smaller NodeID on the connection it chose to
 // carry data. The larger node sends data only on a connection it received Activate on,
-// so both ends always agree which connection of a pair is live. Seq grows with every
-// activation of the sender; Activates on different connections can arrive out of
-// order, and the larger node follows only the newest.
+// so both ends always agree which connection of a pair is live.
 type Activate struct {
+	// Seq grows with every activation of the sender; Activates on different
+	// connections can arrive out of order, and the larger node follows the newest.
 	Seq uint64 `msgpack:"s"`
+	// After is the Seq of the connection the sender wrote data on before this one
+	// (0: none). Its data comes first: the receiver delivers this connection's data
+	// only once that one has been read to its end.
+	After uint64 `msgpack:"a,omitempty"`
 }
 
 // Unknown is a message of a type this version does not know; it is skipped.
