@@ -1,12 +1,15 @@
 package crust_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/transport/identity"
@@ -43,8 +46,16 @@ func reportRate(b *testing.B, size int, start time.Time) {
 
 // benchCrust sends over two Services; the receiver counts Message events, or with
 // handler set, calls to Config.OnMessage.
-func benchCrust(b *testing.B, size int, handler bool) {
+func benchCrust(b *testing.B, size int, handler bool) { benchCrustWith(b, size, handler, nil) }
+
+// benchCrustProto is benchCrust (events) with only one protocol on.
+func benchCrustProto(b *testing.B, size int, proto string) {
+	benchCrustWith(b, size, false, []string{proto})
+}
+
+func benchCrustWith(b *testing.B, size int, handler bool, protocols []string) {
 	cfg := crust.Config{
+		Protocols:   protocols,
 		ListenAddrs: []string{"127.0.0.1:0"},
 		SendBlocks:  true,
 		Log:         slog.New(slog.DiscardHandler),
@@ -166,6 +177,85 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 	start := time.Now()
 	for range b.N {
 		if err := fw.Write(wire.Data(msg)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := fw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if got := <-done; got != b.N {
+		b.Fatalf("received %d of %d", got, b.N)
+	}
+	reportRate(b, size, start)
+}
+
+// BenchmarkQUIC sends b.N messages one way over crust with QUIC only, beside raw
+// quic-go: one stream, the same framing, the same quic.Config limits.
+func BenchmarkQUIC(b *testing.B) {
+	for _, s := range benchSizes {
+		b.Run("crust/"+s.name, func(b *testing.B) { benchCrustProto(b, s.size, "quic") })
+		b.Run("rawQUIC/"+s.name, func(b *testing.B) { benchRawQUIC(b, s.size) })
+	}
+}
+
+func benchRawQUIC(b *testing.B, size int) {
+	var srvCfg, cliCfg *tls.Config
+	for _, cfg := range []**tls.Config{&srvCfg, &cliCfg} {
+		id, err := identity.Generate()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if *cfg, err = id.TLSConfig(time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	qcfg := &quic.Config{MaxIncomingStreams: 1, MaxIncomingUniStreams: -1, KeepAlivePeriod: 10 * time.Second, MaxIdleTimeout: 30 * time.Second}
+	ln, err := quic.ListenAddr("127.0.0.1:0", srvCfg, qcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan int)
+	go func() {
+		ctx := context.Background()
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			done <- 0
+			return
+		}
+		defer c.CloseWithError(0, "")
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			done <- 0
+			return
+		}
+		fr := wire.NewReader(st, 64<<10, wire.DefaultMaxFrameSize)
+		got := 0
+		for got < b.N {
+			if _, err := fr.ReadFrame(); err != nil {
+				break
+			}
+			got++
+		}
+		done <- got
+	}()
+	ctx := context.Background()
+	c, err := quic.DialAddr(ctx, ln.Addr().String(), cliCfg, qcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseWithError(0, "")
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fw := wire.NewWriter(st, 64<<10)
+	msg := make([]byte, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := fw.WriteData(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
