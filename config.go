@@ -62,6 +62,9 @@ type Config struct {
 	// when reached, the node stops reading from peers until the application catches
 	// up (TCP flow control slows the senders). Default: 4096.
 	MaxPendingMessages int
+	// MaxPendingBytes bounds the payload bytes of those held messages likewise.
+	// Default: 64 MiB.
+	MaxPendingBytes int
 	// OnMessage, if set, receives every message instead of Events: the fast path. It
 	// runs on the connection's reader goroutine, in order for each peer, concurrently
 	// for different peers, and must return quickly: while it runs that peer is not

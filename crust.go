@@ -124,6 +124,7 @@ func New(cfg Config) (*Service, error) {
 		MaxMessageSize:       cfg.MaxMessageSize,
 		EventBuffer:          cfg.EventBuffer,
 		MaxPendingMessages:   cfg.MaxPendingMessages,
+		MaxPendingBytes:      cfg.MaxPendingBytes,
 		OnMessage:            cfg.OnMessage,
 		StepTimeout:          cfg.StepTimeout,
 	})

@@ -350,3 +350,37 @@ func TestDualStackEndpoints(t *testing.T) {
 		a.Close()
 	}
 }
+
+// Peer actors of nodes that came and went are retired: memory per NodeID ever seen
+// does not pile up.
+func TestPeerActorsRetire(t *testing.T) {
+	checkLeaks(t)
+	hub := newNode(t, fastConfig(), nil)
+	const visitors = 20
+	for range visitors {
+		v := newNode(t, fastConfig(), nil)
+		connect(t, v, hub)
+		hub.waitConnected(v.ID(), 1)
+		v.Close()
+		hub.waitLost(v.ID(), 1, 5*time.Second)
+	}
+	// A failed dial to a stranger leaves nothing behind either.
+	stranger, _ := identity.Generate()
+	ep, _ := crust.ParseEndpoint("tcp://127.0.0.1:1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hub.Connect(ctx, crust.Contact{ID: stranger.ID(), Endpoints: []crust.Endpoint{ep}}); err == nil {
+		t.Fatal("dial to a closed port succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := crust.PeerActors(hub.Service)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d peer actors left after %d visitors left", n, visitors)
+		}
+		time.Sleep(time.Millisecond) // polling the supervisor; each call is an actor round trip
+	}
+}

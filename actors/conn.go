@@ -12,8 +12,12 @@ import (
 	"github.com/crust-p2p/crust/transport/wire"
 )
 
-// Batch limits of the reader: how many messages it hands to the Emitter at once.
-const readBatch = 256
+// Batch limits of the reader: how many messages, and about how many payload bytes, it
+// hands to the Emitter at once.
+const (
+	readBatch      = 256
+	readBatchBytes = 1 << 20
+)
 
 // connState is one connection of a peer: its reader and writer goroutines, the
 // channels the Peer actor steers them with, and the actor's bookkeeping. Fields under
@@ -108,6 +112,7 @@ func (cs *connState) readLoop() {
 	defer cs.node.wg.Done()
 	from := cs.conn.PeerID()
 	batch := make([]Event, 0, readBatch)
+	batchBytes := 0
 	handler := cs.node.cfg.OnMessage
 	gateOpen := false
 	waitGate := func() bool {
@@ -133,6 +138,7 @@ func (cs *connState) readLoop() {
 		}
 		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
+		batchBytes = 0
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		cs.stalled.Store(false)
 		clear(batch)
@@ -150,6 +156,7 @@ func (cs *connState) readLoop() {
 		case nil:
 			if handler == nil {
 				batch = append(batch, Message{From: from, Data: f.Data})
+				batchBytes += len(f.Data)
 				break
 			}
 			if !waitGate() {
@@ -178,7 +185,7 @@ func (cs *connState) readLoop() {
 			cs.send(readerEnded{cs: cs, err: errProtocol(m)})
 			return
 		}
-		if len(batch) >= readBatch || cs.conn.Buffered() == 0 {
+		if len(batch) >= readBatch || batchBytes >= readBatchBytes || cs.conn.Buffered() == 0 {
 			if !flush() {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return

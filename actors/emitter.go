@@ -16,6 +16,8 @@ type Emitter struct {
 	spare   []Event
 	data    int           // data events queued or being delivered
 	maxData int           // bound on data
+	bytes   int           // payload bytes of the data events queued
+	maxByte int           // bound on bytes
 	space   chan struct{} // closed when data drops below maxData, if someone waits
 	busy    bool          // the dispatcher holds a batch it has not finished delivering
 	wake    chan struct{} // cap 1: the dispatcher has work
@@ -25,11 +27,13 @@ type Emitter struct {
 }
 
 // NewEmitter returns an Emitter whose channel has capacity buffer and which holds at
-// most maxData data events beyond it. Call Run in a goroutine.
-func NewEmitter(buffer, maxData int) *Emitter {
+// most maxData data events, and about maxBytes of their payload, beyond it. Call Run
+// in a goroutine.
+func NewEmitter(buffer, maxData, maxBytes int) *Emitter {
 	return &Emitter{
 		out:     make(chan Event, buffer),
 		maxData: maxData,
+		maxByte: maxBytes,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		exited:  make(chan struct{}),
@@ -66,7 +70,8 @@ func (e *Emitter) direct(evs []Event) []Event {
 	return nil
 }
 
-// Data queues data events, waiting while the bound is reached. It returns false,
+// Data queues data events, waiting while a bound (count or bytes) is reached; one
+// batch may overshoot it. It returns false,
 // dropping evs, if abort is closed or the Emitter is closed first.
 func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
 	for {
@@ -75,10 +80,11 @@ func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
 			e.mu.Unlock()
 			return false
 		}
-		if e.data < e.maxData {
+		if e.data < e.maxData && e.bytes < e.maxByte {
 			if rest := e.direct(evs); len(rest) > 0 {
 				e.queue = append(e.queue, rest...)
 				e.data += len(rest)
+				e.bytes += payloadBytes(rest)
 				e.mu.Unlock()
 				e.signal()
 				return true
@@ -127,7 +133,7 @@ func (e *Emitter) Run() {
 			if len(batch) == 0 {
 				break
 			}
-			delivered := 0
+			delivered, deliveredBytes := 0, 0
 			for _, ev := range batch {
 				select {
 				case e.out <- ev: // the common case, without a full select
@@ -138,15 +144,17 @@ func (e *Emitter) Run() {
 						return
 					}
 				}
-				if _, ok := ev.(Message); ok {
+				if m, ok := ev.(Message); ok {
 					delivered++
+					deliveredBytes += len(m.Data)
 				}
 			}
 			clear(batch)
 			e.mu.Lock()
 			e.spare = batch[:0]
 			e.data -= delivered
-			if e.space != nil && e.data < e.maxData {
+			e.bytes -= deliveredBytes
+			if e.space != nil && e.data < e.maxData && e.bytes < e.maxByte {
 				close(e.space)
 				e.space = nil
 			}
@@ -165,4 +173,14 @@ func (e *Emitter) Close() {
 	}
 	e.mu.Unlock()
 	<-e.exited
+}
+
+func payloadBytes(evs []Event) int {
+	n := 0
+	for _, ev := range evs {
+		if m, ok := ev.(Message); ok {
+			n += len(m.Data)
+		}
+	}
+	return n
 }

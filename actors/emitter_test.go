@@ -2,6 +2,7 @@ package actors
 
 import (
 	"testing"
+	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -9,7 +10,7 @@ import (
 // Control events never block; data events stop at the bound until the application
 // reads; everything comes out in the order it went in.
 func TestEmitterOrderAndBound(t *testing.T) {
-	e := NewEmitter(1, 2)
+	e := NewEmitter(1, 2, 1<<20)
 	go e.Run()
 	defer e.Close()
 	id := identity.NodeID{1}
@@ -54,7 +55,7 @@ func TestEmitterOrderAndBound(t *testing.T) {
 
 // A reader blocked on a full emitter is released by abort, and Close releases all.
 func TestEmitterAbortAndClose(t *testing.T) {
-	e := NewEmitter(0, 1)
+	e := NewEmitter(0, 1, 1<<20)
 	go e.Run()
 	id := identity.NodeID{1}
 	e.Data([]Event{Message{From: id}}, nil)
@@ -72,4 +73,28 @@ func TestEmitterAbortAndClose(t *testing.T) {
 	}
 	for range e.Events() { // closed: drains what was left, then ends
 	}
+}
+
+// The byte bound holds back data even while few messages are queued.
+func TestEmitterByteBound(t *testing.T) {
+	e := NewEmitter(0, 1000, 10)
+	go e.Run()
+	defer e.Close()
+	id := identity.NodeID{1}
+	if !e.Data([]Event{Message{From: id, Data: make([]byte, 10)}}, nil) {
+		t.Fatal("first batch refused")
+	}
+	abort := make(chan struct{})
+	res := make(chan bool, 1)
+	go func() { res <- e.Data([]Event{Message{From: id, Data: make([]byte, 1)}}, abort) }()
+	select {
+	case <-res:
+		t.Fatal("a batch went in past the byte bound while nothing was read")
+	case <-time.After(50 * time.Millisecond): // no event can arrive: nothing reads
+	}
+	<-e.Events() // reading makes room
+	if !<-res {
+		t.Fatal("the waiting batch was refused")
+	}
+	close(abort)
 }

@@ -91,3 +91,8 @@ type countConns struct {
 	id     identity.NodeID
 	result chan int
 }
+
+// countPeers asks the Supervisor how many peer actors it holds.
+type countPeers struct {
+	result chan int
+}

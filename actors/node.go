@@ -50,6 +50,8 @@ type Config struct {
 	// MaxPendingMessages bounds received messages waiting beyond the event channel
 	// before readers stop reading. Default: 4096.
 	MaxPendingMessages int
+	// MaxPendingBytes bounds the payload bytes of those messages. Default: 64 MiB.
+	MaxPendingBytes int
 	// OnMessage, if set, receives every message instead of the event channel. It is
 	// called on the connection's reader goroutine, in order for each peer, and should
 	// return quickly: while it runs, that peer is not read.
@@ -91,6 +93,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxMessageSize, 16<<20-16)
 	defInt(&c.EventBuffer, 1024)
 	defInt(&c.MaxPendingMessages, 4096)
+	defInt(&c.MaxPendingBytes, 64<<20)
 }
 
 // node is what every actor of one Node shares: configuration, the data plane, and
@@ -135,7 +138,7 @@ func Start(cfg Config) (*Node, error) {
 		log:    cfg.Log,
 		clock:  cfg.Clock,
 		engine: engine,
-		emit:   NewEmitter(cfg.EventBuffer, cfg.MaxPendingMessages),
+		emit:   NewEmitter(cfg.EventBuffer, cfg.MaxPendingMessages, cfg.MaxPendingBytes),
 		dir:    NewDirectory(),
 		protos: make(map[string]transport.Transport),
 		ctx:    ctx,
@@ -259,3 +262,18 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 
 // Reflected returns our endpoints as peers saw them, newest first per protocol.
 func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }
+
+// PeerActors returns how many peer actors the node holds: a diagnostic showing that
+// actors for peers that are gone are retired.
+func (nd *Node) PeerActors() int {
+	res := make(chan int, 1)
+	if nd.request(countPeers{result: res}) != nil {
+		return 0
+	}
+	select {
+	case n := <-res:
+		return n
+	case <-nd.closed:
+		return 0
+	}
+}

@@ -63,6 +63,8 @@ func (s *supervisor) Receive(c *actor.Context) {
 		default:
 			c.Send(s.peer(c, id), msg)
 		}
+	case countPeers:
+		msg.result <- len(s.peers)
 	case peerIdle:
 		if pid := s.peers[msg.id]; pid != nil && pid.Equals(msg.pid) {
 			delete(s.peers, msg.id)
