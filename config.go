@@ -69,7 +69,8 @@ type Config struct {
 	// runs on the connection's reader goroutine, in order for each peer, concurrently
 	// for different peers, and must return quickly: while it runs that peer is not
 	// read (TCP then slows the sender). A peer's PeerConnected is queued on Events
-	// before its first message reaches OnMessage, and PeerLost after its last.
+	// before its first message reaches OnMessage, and PeerLost after its last. It
+	// must not call Close (Close waits for it).
 	// Default: nil, messages arrive as Message events.
 	OnMessage func(Message)
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
