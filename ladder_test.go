@@ -230,3 +230,33 @@ func TestQUICExchangeInOrder(t *testing.T) {
 		}
 	}
 }
+
+// Address reflection: the address a peer saw us at (its Hello's observed address)
+// becomes a reflected endpoint in our Contact, a hole-punch candidate, and survives
+// the Contact's text and binary forms.
+func TestReflectedEndpoints(t *testing.T) {
+	checkLeaks(t)
+	a, b := newNode(t, fastConfig(), nil), newNode(t, fastConfig(), nil)
+	connectTo(t, a, only(b.Contact(), "quic"))
+	waitSettled(t, a, b)
+	c := b.Contact()
+	want := only(c, "quic").Endpoints[0] // A dialled this, so A saw B there
+	if len(c.Reflected) == 0 || c.Reflected[0] != want {
+		t.Fatalf("B's reflected endpoints %v, want %v first", c.Reflected, want)
+	}
+	back, err := crust.ParseContact(c.String())
+	if err != nil || len(back.Reflected) != len(c.Reflected) {
+		t.Fatalf("text form lost the reflected endpoints: %v %v", back, err)
+	}
+	bin, err := c.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromBin crust.Contact
+	if err := fromBin.UnmarshalBinary(bin); err != nil || len(fromBin.Reflected) != len(c.Reflected) {
+		t.Fatalf("binary form lost the reflected endpoints: %v %v", fromBin, err)
+	}
+	// The Contact works as ConnectionInfo: a third node connects with it.
+	third := newNode(t, fastConfig(), nil)
+	connectTo(t, third, fromBin)
+}
