@@ -46,17 +46,18 @@ func New(cfg Config) (*Service, error) {
 		listeners  []transport.Listener
 		errs       []error
 	)
+	common := transport.Common{
+		Identity:         ident,
+		Net:              cfg.Net,
+		Clock:            cfg.Clock,
+		MaxFrameSize:     cfg.MaxFrameSize,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		Endpoints:        s.Endpoints, // Hello lists both protocols' endpoints
+		Log:              cfg.Log,
+	}
 	quicAddrs := cfg.ListenAddrs
 	if cfg.protocol("tcp") {
-		tcp, err := transport.NewTCP(transport.TCPConfig{
-			Identity:         ident,
-			Net:              cfg.Net,
-			Clock:            cfg.Clock,
-			MaxFrameSize:     cfg.MaxFrameSize,
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			Endpoints:        s.Endpoints,
-			Log:              cfg.Log,
-		})
+		tcp, err := transport.NewTCP(transport.TCPConfig{Common: common})
 		if err != nil {
 			return nil, err
 		}
@@ -68,15 +69,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.protocol("quic") {
-		q, err := transport.NewQUIC(transport.QUICConfig{
-			Identity:         ident,
-			Net:              cfg.Net,
-			Clock:            cfg.Clock,
-			MaxFrameSize:     cfg.MaxFrameSize,
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			Endpoints:        s.Endpoints,
-			Log:              cfg.Log,
-		})
+		q, err := transport.NewQUIC(transport.QUICConfig{Common: common})
 		if err != nil {
 			s.closeListeners(listeners)
 			return nil, err

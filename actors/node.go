@@ -248,16 +248,7 @@ func (nd *Node) ReportListenerFailed(addr string, err error) {
 // one, any still closing, and a dial in flight. A diagnostic for the
 // one-connection-per-pair rule.
 func (nd *Node) ConnCount(id identity.NodeID) int {
-	res := make(chan int, 1)
-	if nd.request(countConns{id: id, result: res}) != nil {
-		return 0
-	}
-	select {
-	case n := <-res:
-		return n
-	case <-nd.closed:
-		return 0
-	}
+	return askInt(nd, func(res chan int) any { return countConns{id: id, result: res} })
 }
 
 // Reflected returns our endpoints as peers saw them, newest first per protocol.
@@ -266,8 +257,14 @@ func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoin
 // PeerActors returns how many peer actors the node holds: a diagnostic showing that
 // actors for peers that are gone are retired.
 func (nd *Node) PeerActors() int {
+	return askInt(nd, func(res chan int) any { return countPeers{result: res} })
+}
+
+// askInt sends the Supervisor the request msg builds and waits for its answer; 0 once
+// the node is closed.
+func askInt(nd *Node, msg func(chan int) any) int {
 	res := make(chan int, 1)
-	if nd.request(countPeers{result: res}) != nil {
+	if nd.request(msg(res)) != nil {
 		return 0
 	}
 	select {

@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,30 +23,16 @@ const (
 
 // QUICConfig configures a QUIC transport.
 type QUICConfig struct {
-	// Identity is the node's key pair. Required.
-	Identity *identity.Identity
-	// Net opens sockets. Default: OSNet.
-	Net Net
-	// Clock tells the time. Default: SystemClock.
-	Clock Clock
-	// MaxFrameSize limits one frame's envelope in bytes. Default: wire.DefaultMaxFrameSize.
-	MaxFrameSize int
-	// HandshakeTimeout bounds the QUIC handshake and the Hello exchange. Default: 10 s.
-	HandshakeTimeout time.Duration
+	Common
 	// KeepAlivePeriod is how often QUIC sends keepalive packets, which also keep NAT
 	// mappings open. Default: 10 s.
 	KeepAlivePeriod time.Duration
 	// IdleTimeout closes a QUIC connection that heard nothing for this long.
 	// Default: 30 s.
 	IdleTimeout time.Duration
-	// Endpoints returns what Hello advertises as our endpoints. Default: the
-	// transport's own listen endpoints.
-	Endpoints func() []Endpoint
 	// OnPacket receives every datagram on our sockets that is not QUIC (STUN
 	// answers, punch packets). It must not keep b. Default: such packets are dropped.
 	OnPacket func(b []byte, from net.Addr)
-	// Log receives debug logs. Default: slog.Default().
-	Log *slog.Logger
 }
 
 // QUIC is the QUIC transport: one UDP socket per listen address, each owned by one
@@ -75,29 +59,14 @@ type quicSocket struct {
 
 // NewQUIC returns a QUIC transport; it opens no socket until Listen.
 func NewQUIC(cfg QUICConfig) (*QUIC, error) {
-	if cfg.Identity == nil {
-		return nil, errors.New("quic transport: Identity is required")
-	}
-	if cfg.Net == nil {
-		cfg.Net = OSNet{}
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
-	}
-	if cfg.MaxFrameSize <= 0 {
-		cfg.MaxFrameSize = 16 << 20
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.KeepAlivePeriod <= 0 {
 		cfg.KeepAlivePeriod = 10 * time.Second
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
 	}
 	tc, err := cfg.Identity.TLSConfig(cfg.Clock.Now())
 	if err != nil {
@@ -127,43 +96,18 @@ func (q *QUIC) Proto() string { return "quic" }
 // of 0 on the first address picks a free port, and later addresses with port 0 try the
 // same number. Addresses that fail are returned as *ListenError. Call it once.
 func (q *QUIC) Listen(ctx context.Context, addrs []string) ([]Listener, []error) {
-	var (
-		out  []Listener
-		errs []error
-		port string
-	)
-	for _, a := range addrs {
-		host, p, err := net.SplitHostPort(a)
+	var out []Listener
+	errs := bindAll(addrs, "udp", func(network, addr string) (netip.AddrPort, error) {
+		pc, err := q.cfg.Net.ListenPacket(ctx, network, addr)
 		if err != nil {
-			errs = append(errs, &ListenError{Addr: a, Err: err})
-			continue
+			return netip.AddrPort{}, err
 		}
-		network := "udp4"
-		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
-			network = "udp6"
-		}
-		var pc net.PacketConn
-		if p == "0" && port != "" {
-			pc, err = q.cfg.Net.ListenPacket(ctx, network, net.JoinHostPort(host, port))
-		}
-		if pc == nil {
-			pc, err = q.cfg.Net.ListenPacket(ctx, network, a)
-		}
-		if err != nil {
-			errs = append(errs, &ListenError{Addr: a, Err: err})
-			continue
-		}
-		ap := AddrPortOf(pc.LocalAddr())
-		if port == "" {
-			port = strconv.Itoa(int(ap.Port()))
-		}
-		s := &quicSocket{pc: pc, tr: &quic.Transport{Conn: pc}, ep: Endpoint{Proto: "quic", Addr: ap}}
+		s := &quicSocket{pc: pc, tr: &quic.Transport{Conn: pc}, ep: Endpoint{Proto: "quic", Addr: AddrPortOf(pc.LocalAddr())}}
 		ln, err := s.tr.Listen(q.tls, q.quic)
 		if err != nil {
 			s.tr.Close()
 			pc.Close()
-			errs = append(errs, &ListenError{Addr: a, Err: err})
-			continue
+			return netip.AddrPort{}, err
 		}
 		var readCtx context.Context
 		readCtx, s.cancel = context.WithCancel(context.Background())
@@ -171,7 +115,8 @@ func (q *QUIC) Listen(ctx context.Context, addrs []string) ([]Listener, []error)
 		go q.readNonQUIC(readCtx, s)
 		q.sockets = append(q.sockets, s)
 		out = append(out, &quicListener{q: q, s: s, ln: ln})
-	}
+		return s.ep.Addr, nil
+	})
 	return out, errs
 }
 

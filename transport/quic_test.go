@@ -23,7 +23,7 @@ func newQUICNode(t *testing.T, addrs ...string) *quicNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := transport.NewQUIC(transport.QUICConfig{Identity: ident, HandshakeTimeout: 3 * time.Second})
+	q, err := transport.NewQUIC(transport.QUICConfig{Common: transport.Common{Identity: ident, HandshakeTimeout: 3 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

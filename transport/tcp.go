@@ -3,12 +3,9 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
@@ -27,21 +24,7 @@ const (
 
 // TCPConfig configures a TCP transport.
 type TCPConfig struct {
-	// Identity is the node's key pair. Required.
-	Identity *identity.Identity
-	// Net opens sockets. Default: OSNet.
-	Net Net
-	// Clock tells the time. Default: SystemClock.
-	Clock Clock
-	// MaxFrameSize limits one frame's envelope in bytes. Default: wire.DefaultMaxFrameSize.
-	MaxFrameSize int
-	// HandshakeTimeout bounds connect, TLS handshake and Hello. Default: 10 s.
-	HandshakeTimeout time.Duration
-	// Endpoints returns what Hello advertises as our endpoints. Default: the
-	// transport's own listen endpoints.
-	Endpoints func() []Endpoint
-	// Log receives debug logs. Default: slog.Default().
-	Log *slog.Logger
+	Common
 }
 
 // TCP is the TLS-over-TCP transport.
@@ -55,23 +38,8 @@ var _ Transport = (*TCP)(nil)
 
 // NewTCP returns a TCP transport; it opens no socket until Listen or Dial.
 func NewTCP(cfg TCPConfig) (*TCP, error) {
-	if cfg.Identity == nil {
-		return nil, errors.New("tcp transport: Identity is required")
-	}
-	if cfg.Net == nil {
-		cfg.Net = OSNet{}
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
-	}
-	if cfg.MaxFrameSize <= 0 {
-		cfg.MaxFrameSize = wire.DefaultMaxFrameSize
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	tc, err := cfg.Identity.TLSConfig(cfg.Clock.Now())
 	if err != nil {
@@ -92,40 +60,17 @@ func (t *TCP) Proto() string { return "tcp" }
 // listens on one port number on IPv4 and IPv6. Addresses that fail are returned as
 // *ListenError beside the listeners that worked. Listen must be called once, before Dial.
 func (t *TCP) Listen(ctx context.Context, addrs []string) ([]Listener, []error) {
-	var (
-		out  []Listener
-		errs []error
-		port string
-	)
-	for _, a := range addrs {
-		host, p, err := net.SplitHostPort(a)
+	var out []Listener
+	errs := bindAll(addrs, "tcp", func(network, addr string) (netip.AddrPort, error) {
+		ln, err := t.cfg.Net.Listen(ctx, network, addr)
 		if err != nil {
-			errs = append(errs, &ListenError{Addr: a, Err: err})
-			continue
+			return netip.AddrPort{}, err
 		}
-		network := "tcp4"
-		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
-			network = "tcp6"
-		}
-		var ln net.Listener
-		if p == "0" && port != "" {
-			ln, err = t.cfg.Net.Listen(ctx, network, net.JoinHostPort(host, port))
-		}
-		if ln == nil {
-			ln, err = t.cfg.Net.Listen(ctx, network, a)
-		}
-		if err != nil {
-			errs = append(errs, &ListenError{Addr: a, Err: err})
-			continue
-		}
-		ap := AddrPortOf(ln.Addr())
-		if port == "" {
-			port = strconv.Itoa(int(ap.Port()))
-		}
-		l := &tcpListener{t: t, ln: ln, ep: Endpoint{Proto: "tcp", Addr: ap}}
+		l := &tcpListener{t: t, ln: ln, ep: Endpoint{Proto: "tcp", Addr: AddrPortOf(ln.Addr())}}
 		t.listeners = append(t.listeners, l)
 		out = append(out, l)
-	}
+		return l.ep.Addr, nil
+	})
 	return out, errs
 }
 

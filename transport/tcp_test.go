@@ -56,7 +56,7 @@ func newNode(t *testing.T, configure func(*transport.TCPConfig)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := transport.TCPConfig{Identity: ident, Log: slog.New(slog.DiscardHandler)}
+	cfg := transport.TCPConfig{Common: transport.Common{Identity: ident, Log: slog.New(slog.DiscardHandler)}}
 	if configure != nil {
 		configure(&cfg)
 	}
