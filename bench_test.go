@@ -147,15 +147,7 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 		if useTLS {
 			r = tls.Server(c, srvCfg)
 		}
-		fr := wire.NewReader(r, 64<<10, wire.DefaultMaxFrameSize)
-		got := 0
-		for got < b.N {
-			if _, err := fr.Read(); err != nil {
-				break
-			}
-			got++
-		}
-		done <- got
+		done <- countFrames(r, b.N)
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -170,13 +162,19 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 		}
 		w = tc
 	}
+	sendFrames(b, w, size, done)
+}
+
+// sendFrames writes b.N Data frames of size bytes to w, then waits for the receiver's
+// count on done and reports the rates.
+func sendFrames(b *testing.B, w io.Writer, size int, done <-chan int) {
 	fw := wire.NewWriter(w, 64<<10)
 	msg := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		if err := fw.Write(wire.Data(msg)); err != nil {
+		if err := fw.WriteData(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -187,6 +185,19 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 		b.Fatalf("received %d of %d", got, b.N)
 	}
 	reportRate(b, size, start)
+}
+
+// countFrames reads up to n frames from r and returns how many it read.
+func countFrames(r io.Reader, n int) int {
+	fr := wire.NewReader(r, 64<<10, wire.DefaultMaxFrameSize)
+	got := 0
+	for got < n {
+		if _, err := fr.ReadFrame(); err != nil {
+			break
+		}
+		got++
+	}
+	return got
 }
 
 // BenchmarkQUIC sends b.N messages one way over crust with QUIC only, beside raw
@@ -229,15 +240,7 @@ func benchRawQUIC(b *testing.B, size int) {
 			done <- 0
 			return
 		}
-		fr := wire.NewReader(st, 64<<10, wire.DefaultMaxFrameSize)
-		got := 0
-		for got < b.N {
-			if _, err := fr.ReadFrame(); err != nil {
-				break
-			}
-			got++
-		}
-		done <- got
+		done <- countFrames(st, b.N)
 	}()
 	ctx := context.Background()
 	c, err := quic.DialAddr(ctx, ln.Addr().String(), cliCfg, qcfg)
@@ -249,21 +252,5 @@ func benchRawQUIC(b *testing.B, size int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fw := wire.NewWriter(st, 64<<10)
-	msg := make([]byte, size)
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		if err := fw.WriteData(msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := fw.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	if got := <-done; got != b.N {
-		b.Fatalf("received %d of %d", got, b.N)
-	}
-	reportRate(b, size, start)
+	sendFrames(b, st, size, done)
 }
