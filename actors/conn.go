@@ -37,8 +37,13 @@ type connState struct {
 	writerDone chan struct{} // closed when the writer has stopped
 	lastRead   atomic.Int64  // clock time (UnixNano) of the last frame read
 	// stalled is set while the reader waits on the application (events not read, a
-	// slow OnMessage): the silence is ours, not the peer's, so no timeout applies.
+	// slow OnMessage) or on an older connection to drain: the silence is ours, not
+	// the peer's, so no timeout applies.
 	stalled atomic.Bool
+	// discard is set, with the gate opened, on a connection we said Goodbye to before
+	// it ever carried data: whatever data still comes is dropped, so the reader can
+	// reach the peer's Goodbye.
+	discard atomic.Bool
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it
@@ -136,6 +141,11 @@ func (cs *connState) readLoop() {
 		if !waitGate() {
 			return false
 		}
+		if cs.discard.Load() {
+			clear(batch)
+			batch, batchBytes = batch[:0], 0
+			return true
+		}
 		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
 		batchBytes = 0
@@ -162,6 +172,9 @@ func (cs *connState) readLoop() {
 			if !waitGate() {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return
+			}
+			if cs.discard.Load() {
+				break
 			}
 			cs.stalled.Store(true)
 			handler(Message{From: from, Data: f.Data})

@@ -76,7 +76,9 @@ func (e *Emitter) direct(evs []Event) []Event {
 func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
 	for {
 		e.mu.Lock()
-		if e.closed {
+		if e.closed || isClosed(abort) {
+			// abort is checked under the lock: once the owner has closed it and then
+			// queued a control event (PeerLost), no data can land behind that event.
 			e.mu.Unlock()
 			return false
 		}
@@ -183,4 +185,13 @@ func payloadBytes(evs []Event) int {
 		}
 	}
 	return n
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -100,11 +100,17 @@ func (p *peer) Receive(c *actor.Context) {
 	case dialResult:
 		p.dialed(c, msg)
 	case connControl:
-		p.control(msg)
+		if p.known(msg.cs) {
+			p.control(msg)
+		}
 	case readerEnded:
-		p.readerEnded(msg)
+		if p.known(msg.cs) {
+			p.readerEnded(msg)
+		}
 	case writerEnded:
-		p.writerEnded(msg)
+		if p.known(msg.cs) {
+			p.writerEnded(msg)
+		}
 	case keepaliveTick:
 		p.tick()
 	case countConns:
@@ -117,6 +123,13 @@ func (p *peer) Receive(c *actor.Context) {
 		p.n.log.Warn("peer actor: unexpected message", "peer", p.id.Short(), "type", fmt.Sprintf("%T", msg))
 	}
 	p.settle(c)
+}
+
+// known reports whether cs is still one of ours: a connection already closed and
+// forgotten may still have reports on the way, which no longer matter.
+func (p *peer) known(cs *connState) bool {
+	_, ok := p.conns[cs]
+	return ok
 }
 
 // forward hands work that reached a retired actor back to the Supervisor, which
@@ -136,11 +149,11 @@ func (p *peer) forward(c *actor.Context) {
 
 func (p *peer) connect(c *actor.Context, msg ConnectPeer) {
 	switch {
-	case p.connected:
-		msg.Result <- nil
-		return
 	case p.leaving != "":
 		msg.Result <- fmt.Errorf("connecting to %s: a disconnect is still in progress; retry after PeerLost", p.id.Short())
+		return
+	case p.connected && p.lostWhy == "":
+		msg.Result <- nil
 		return
 	}
 	p.contact = msg.Contact
@@ -170,6 +183,9 @@ func (p *peer) leave(why, reason string) {
 	p.closeQueue()
 	if p.dialCancel != nil {
 		p.dialCancel()
+		// Whatever that dial still brings is stale: dropped when it arrives.
+		p.dialing, p.dialCancel = false, nil
+		p.dialGen++
 	}
 	for cs := range p.conns {
 		p.sayBye(cs, reason)
@@ -275,6 +291,12 @@ func (p *peer) control(m connControl) {
 			p.n.log.Debug("stale Activate: draining the connection", "peer", p.id.Short(), "seq", msg.Seq, "newest", p.actSeq)
 			cs.wasActive, cs.activeSeq, cs.afterSeq, cs.awaitingAct = true, msg.Seq, msg.After, time.Time{}
 		default:
+			if msg.After == 0 && (p.connected || p.draining()) {
+				// Nothing comes before this connection: the peer started a new session
+				// (it restarted, or lost us). Ours ends here, PeerLost first.
+				p.lose("the peer started a new session")
+				p.endSession(cs)
+			}
 			p.actSeq = msg.Seq
 			cs.afterSeq = msg.After
 			p.activate(cs, msg.Seq)
@@ -297,9 +319,15 @@ func (p *peer) activate(cs *connState, seq uint64) {
 	if old := p.active; old != nil {
 		p.sayBye(old, wire.ReasonDuplicate)
 	}
+	if p.lostWhy != "" {
+		// The last session is over but its PeerLost still waited for older
+		// connections to drain: they belong to that session, so they go now, and
+		// PeerLost comes before the new PeerConnected.
+		p.endSession(cs)
+	}
 	p.active = cs
 	cs.wasActive, cs.activeSeq, cs.awaitingAct, cs.activatedAt = true, seq, time.Time{}, p.n.clock.Now()
-	p.expecting, p.lostWhy = time.Time{}, ""
+	p.expecting = time.Time{}
 
 	info := PeerInfo{
 		ID:        p.id,
@@ -338,6 +366,10 @@ func (p *peer) sayBye(cs *connState, reason string) {
 	cs.bye <- wire.Goodbye{Reason: reason}
 	if cs == p.active {
 		p.active = nil
+	}
+	if !cs.wasActive {
+		cs.discard.Store(true)
+		cs.openGate()
 	}
 }
 
@@ -421,6 +453,33 @@ func (p *peer) lose(reason string) {
 	}
 }
 
+// endSession closes every connection but keep, drops what they still held, and
+// reports a pending PeerLost now.
+func (p *peer) endSession(keep *connState) {
+	for o := range p.conns {
+		if o != keep {
+			p.closeConn(o, "its session ended")
+			o.readerOver = true // its reader is aborted: nothing more comes from it
+		}
+	}
+	if p.active != keep {
+		p.active = nil
+	}
+	p.emitLost()
+}
+
+// emitLost reports the pending PeerLost.
+func (p *peer) emitLost() {
+	if p.lostWhy == "" {
+		return
+	}
+	p.connected = false
+	p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
+	p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy})
+	p.n.log.Info("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
+	p.lostWhy = ""
+}
+
 func (p *peer) closeQueue() {
 	if p.queue != nil {
 		p.n.dir.remove(p.id)
@@ -496,12 +555,8 @@ func (p *peer) settle(c *actor.Context) {
 	if p.leaving != "" && len(p.conns) == 0 {
 		p.lose(p.leaving)
 	}
-	if p.lostWhy != "" && !p.draining() {
-		p.connected = false
-		p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
-		p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy})
-		p.n.log.Info("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
-		p.lostWhy = ""
+	if !p.draining() {
+		p.emitLost()
 	}
 	if p.leaving != "" && len(p.conns) == 0 {
 		if p.shutdownDone != nil {
