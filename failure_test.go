@@ -342,3 +342,101 @@ func (p *blackholeProxy) blackhole() { p.holed.Store(true) }
 func (p *blackholeProxy) endpoint(t *testing.T) crust.Endpoint {
 	return crust.Endpoint{Proto: "tcp", Addr: transport.AddrPortOf(p.ln.Addr())}
 }
+
+// orderedIdentities returns two identities, the smaller NodeID first.
+func orderedIdentities(t *testing.T) (*identity.Identity, *identity.Identity) {
+	t.Helper()
+	a, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID().Less(b.ID()) {
+		return a, b
+	}
+	return b, a
+}
+
+// The deciding (smaller) node dies silently and comes back with the same key before
+// the other side noticed: its new connection says nothing precedes it, so the larger
+// node ends the old session (PeerLost) and takes the new one (PeerConnected), and the
+// new session's messages arrive.
+func TestPeerRestartsWithSameKey(t *testing.T) {
+	checkLeaks(t)
+	small, large := orderedIdentities(t)
+	cfg := fastConfig()
+	cfg.Protocols = []string{"tcp"}
+	cfg.PeerTimeout = time.Minute // the old connection must not time out first
+	cfg.ShutdownGrace = 50 * time.Millisecond
+	cs, cl := cfg, cfg
+	cs.Identity, cl.Identity = small, large
+	l := newNode(t, cl, nil)
+	s1 := newNode(t, cs, nil)
+	proxy := newBlackholeProxy(t, l.Endpoints()[0].Addr.String())
+	connectTo(t, s1, crust.Contact{ID: l.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	l.waitConnected(small.ID(), 1)
+	proxy.blackhole()
+	s1.Close() // its Goodbye vanishes in the hole: as a crash
+	s2 := newNode(t, cs, nil)
+	connectTo(t, s2, l.Contact())
+	for range 5 {
+		if err := s2.Send(l.ID(), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.waitUntil(10*time.Second, "the new session's messages", func() bool { return l.received[small.ID()] == 5 })
+	l.waitConnected(small.ID(), 2)
+	if got := l.lostReasons(small.ID()); len(got) != 1 || !strings.Contains(got[0], "new session") {
+		t.Errorf("L's PeerLost for the old session: %v", got)
+	}
+	if got := s2.lostReasons(large.ID()); len(got) != 0 {
+		t.Errorf("the restarted node lost its new connection: %v", got)
+	}
+	// The old session's PeerLost came before the new session's PeerConnected.
+	l.mu.Lock()
+	var kinds []string
+	for _, ev := range l.order {
+		switch ev := ev.(type) {
+		case crust.PeerConnected:
+			if ev.ID == small.ID() {
+				kinds = append(kinds, "connected")
+			}
+		case crust.PeerLost:
+			kinds = append(kinds, "lost")
+		}
+	}
+	l.mu.Unlock()
+	if strings.Join(kinds, ",") != "connected,lost,connected" {
+		t.Errorf("L's events %v, want connected,lost,connected", kinds)
+	}
+}
+
+// The larger node disconnects while the smaller's Activate and first data are in
+// flight on a connection still waiting for it: the refused connection's data is
+// dropped, its Goodbye is read, and the pair can connect again at once.
+func TestDisconnectWhileActivateInFlight(t *testing.T) {
+	checkLeaks(t)
+	small, large := orderedIdentities(t)
+	cfg := fastConfig()
+	cs, cl := cfg, cfg
+	cs.Identity, cl.Identity = small, large
+	s := newNode(t, cs, nil)
+	l := newNode(t, cl, nil)
+	for round := 1; round <= 20; round++ {
+		connect(t, s, l)
+		for range 50 {
+			s.Send(l.ID(), []byte("early"))
+		}
+		l.waitConns(s.ID(), 1) // L holds the connection, maybe still waiting for Activate
+		if err := l.Disconnect(s.ID()); err != nil {
+			t.Fatal(err)
+		}
+		l.waitConns(s.ID(), 0)
+		s.waitConns(l.ID(), 0)
+	}
+	connect(t, l, s)
+	waitSettled(t, l, s)
+}
