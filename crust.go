@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/crust-p2p/crust/actors"
@@ -75,11 +76,13 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 		lns, lerrs := q.Listen(context.Background(), quicAddrs)
-		// The TCP port number may be taken for UDP: then any free port will do.
+		// The TCP port number may be taken for UDP: then any free port will do, but
+		// only where the port was ours to choose (0 in ListenAddrs).
 		for i, e := range lerrs {
 			var le *transport.ListenError
-			if errors.As(e, &le) && le.Addr != "" {
+			if errors.As(e, &le) && le.Addr != "" && !slices.Contains(cfg.ListenAddrs, le.Addr) {
 				if host, port, err := net.SplitHostPort(le.Addr); err == nil && port != "0" {
+					cfg.Log.Warn("UDP port taken; QUIC listens on another", "addr", le.Addr, "err", le.Err)
 					more, again := q.Listen(context.Background(), []string{net.JoinHostPort(host, "0")})
 					if len(more) > 0 {
 						lns, lerrs[i] = append(lns, more...), nil

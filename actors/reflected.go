@@ -19,10 +19,12 @@ type reflections struct {
 	byProt map[string][]netip.AddrPort
 }
 
-// note records the address the peer of c saw us at.
+// note records the address the peer of c saw us at. An outbound TCP connection
+// leaves from an ephemeral port nobody can reach, so only inbound TCP counts; QUIC
+// always leaves from the listen socket.
 func (r *reflections) note(c transport.Conn) {
 	h := c.PeerHello()
-	if h == nil {
+	if h == nil || (c.Proto() == "tcp" && c.Outbound()) {
 		return
 	}
 	ap, err := netip.ParseAddrPort(h.ObservedAddr)

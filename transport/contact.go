@@ -85,7 +85,11 @@ func ParseContact(s string) (Contact, error) {
 	if epsText == "" {
 		return c, nil
 	}
-	for _, e := range strings.Split(epsText, ",") {
+	parts := strings.Split(epsText, ",")
+	if len(parts) > MaxContactEndpoints {
+		return Contact{}, fmt.Errorf("contact: %d endpoints, at most %d", len(parts), MaxContactEndpoints)
+	}
+	for _, e := range parts {
 		e = strings.TrimSpace(e)
 		group := &c.Endpoints
 		switch {

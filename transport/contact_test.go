@@ -78,6 +78,12 @@ func TestContactRejects(t *testing.T) {
 		good.ID.String() + "@tcp://1.2.3.4",
 		good.ID.String() + "@upnp:udp://1.2.3.4:5",
 		good.ID.String() + "@nat:tcp://1.2.3.4:5",
+		good.ID.String() + "@tcp://[fe80::1%eth0]:5",
+		good.ID.String() + "@tcp://[fe80::1%a,b c]:5",
+		good.ID.String() + "@quic://224.0.0.251:5353",
+		good.ID.String() + "@quic://[ff02::1]:5",
+		good.ID.String() + "@tcp://255.255.255.255:5",
+		good.ID.String() + "@" + strings.Repeat("tcp://1.2.3.4:5,", transport.MaxContactEndpoints) + "tcp://1.2.3.4:5",
 	}
 	for _, s := range text {
 		if _, err := transport.ParseContact(s); err == nil {

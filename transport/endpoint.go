@@ -48,6 +48,12 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if ap.Port() == 0 || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() {
 		return Endpoint{}, fmt.Errorf("endpoint %q: need a concrete address and a non-zero port", s)
 	}
+	if ap.Addr().Zone() != "" {
+		return Endpoint{}, fmt.Errorf("endpoint %q: an IPv6 zone names a local interface; it means nothing to a peer", s)
+	}
+	if a := ap.Addr().Unmap(); a.IsMulticast() || a == netip.IPv4Unspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return Endpoint{}, fmt.Errorf("endpoint %q: not a unicast address", s)
+	}
 	return Endpoint{Proto: proto, Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
 }
 

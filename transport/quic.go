@@ -46,6 +46,8 @@ type QUIC struct {
 	quic    *quic.Config
 	sockets []*quicSocket
 	wg      sync.WaitGroup
+	mu      sync.Mutex // guards closed against lingering closes starting goroutines
+	closed  bool
 }
 
 var _ Transport = (*QUIC)(nil)
@@ -221,7 +223,13 @@ func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, ou
 	// the timeout, ends the wait too.
 	c.lingerFn = func(timeout time.Duration) {
 		stream.Close()
-		stream.SetReadDeadline(q.cfg.Clock.Now().Add(timeout))
+		stream.SetReadDeadline(time.Now().Add(timeout)) // a socket deadline: real time
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.closed {
+			qc.CloseWithError(quicCodeClosed, "")
+			return
+		}
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
@@ -250,6 +258,9 @@ func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, ou
 
 // Close closes every socket, and with them every QUIC connection of this transport.
 func (q *QUIC) Close() error {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
 	for _, s := range q.sockets {
 		s.cancel()
 		s.tr.Close()
