@@ -133,8 +133,13 @@ func (cs *connState) readLoop() {
 		}
 		return true
 	}
+	inHandler := false // stalled is set for a run of handler calls, cleared at flush
 	flush := func() bool {
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
+		if inHandler {
+			cs.stalled.Store(false)
+			inHandler = false
+		}
 		if len(batch) == 0 {
 			return true
 		}
@@ -176,9 +181,11 @@ func (cs *connState) readLoop() {
 			if cs.discard.Load() {
 				break
 			}
-			cs.stalled.Store(true)
+			if !inHandler {
+				cs.stalled.Store(true)
+				inHandler = true
+			}
 			handler(Message{From: from, Data: f.Data})
-			cs.stalled.Store(false)
 		case wire.Ping:
 			cs.control(wire.Pong(m))
 		case wire.Goodbye:
