@@ -125,15 +125,7 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 	defer ln.Close()
 	var srvCfg, cliCfg *tls.Config
 	if useTLS {
-		for _, cfg := range []**tls.Config{&srvCfg, &cliCfg} {
-			id, err := identity.Generate()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if *cfg, err = id.TLSConfig(time.Now()); err != nil {
-				b.Fatal(err)
-			}
-		}
+		srvCfg, cliCfg = benchTLS(b), benchTLS(b)
 	}
 	done := make(chan int)
 	go func() {
@@ -209,17 +201,21 @@ func BenchmarkQUIC(b *testing.B) {
 	}
 }
 
-func benchRawQUIC(b *testing.B, size int) {
-	var srvCfg, cliCfg *tls.Config
-	for _, cfg := range []**tls.Config{&srvCfg, &cliCfg} {
-		id, err := identity.Generate()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if *cfg, err = id.TLSConfig(time.Now()); err != nil {
-			b.Fatal(err)
-		}
+// benchTLS returns the TLS config of a fresh node identity, as crust uses.
+func benchTLS(b *testing.B) *tls.Config {
+	id, err := identity.Generate()
+	if err != nil {
+		b.Fatal(err)
 	}
+	cfg, err := id.TLSConfig(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
+}
+
+func benchRawQUIC(b *testing.B, size int) {
+	srvCfg, cliCfg := benchTLS(b), benchTLS(b)
 	qcfg := &quic.Config{MaxIncomingStreams: 1, MaxIncomingUniStreams: -1, KeepAlivePeriod: 10 * time.Second, MaxIdleTimeout: 30 * time.Second}
 	ln, err := quic.ListenAddr("127.0.0.1:0", srvCfg, qcfg)
 	if err != nil {
