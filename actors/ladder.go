@@ -41,6 +41,7 @@ type StepResult struct {
 	Took time.Duration
 }
 
+// String says how the step went, e.g. "tcp-direct: skipped (no tcp candidates)".
 func (r StepResult) String() string {
 	switch {
 	case r.Skipped != "":
@@ -58,6 +59,7 @@ type LadderError struct {
 	Steps []StepResult
 }
 
+// Error lists every step and why it did not connect.
 func (e *LadderError) Error() string {
 	parts := make([]string, len(e.Steps))
 	for i, s := range e.Steps {

@@ -17,6 +17,7 @@ type ListenError struct {
 	Err  error
 }
 
+// Error names the address and the cause.
 func (e *ListenError) Error() string { return fmt.Sprintf("listening on %s: %v", e.Addr, e.Err) }
 
 // Unwrap returns the cause.

@@ -21,6 +21,7 @@ type WrongPeerError struct {
 	Want, Got NodeID
 }
 
+// Error names both NodeIDs and what to check.
 func (e *WrongPeerError) Error() string {
 	return fmt.Sprintf("peer proved node ID %s, but %s was expected: the address belongs to another node; check the contact", e.Got, e.Want)
 }
