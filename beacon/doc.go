@@ -1,9 +1,20 @@
-// Package beacon will hold LAN discovery: the wire format of the query, announce and
-// reply packets (a magic, a version, the NodeID and listen ports; a reply carries a
-// bounded list of bootstrap contacts) and their UDP broadcast send and receive on port
-// 5483, shared by several nodes on one host (SO_REUSEADDR + SO_REUSEPORT). Own packets
-// and packets from outside the local subnets will be ignored, and replies rate-limited
-// and never much larger than the query. On loopback the beacon uses 127.255.255.255.
+// Package beacon is LAN discovery's wire format and its UDP broadcast transport.
 //
-// Nothing lives here yet: the package marks where the beacon will go.
+// A Packet is a Query (who is there?), an Announce (I am here) or a Reply (here I am,
+// and here are a few bootstrap contacts: Crust's bootstrap info in the beacon reply).
+// Each carries a magic, a version, the sender's NodeID and its TCP and QUIC listen
+// ports; Parse rejects anything malformed with a sentinel from errors.go, and
+// Packet.Encode bounds a Reply by a size budget so that a reply is never much larger
+// than the query that caused it.
+//
+// A Conn sends packets to a list of broadcast addresses and serves the ones it
+// receives on UDP port 5483 (DefaultPort), shared by every node on the host
+// (SO_REUSEADDR + SO_REUSEPORT), each of which hears every broadcast. It drops its own
+// packets and packets whose source is not on a local subnet. On loopback the beacon
+// uses 127.255.255.255; on a real LAN a daemon passes 255.255.255.255 together with
+// DirectedBroadcasts, since a limited broadcast leaves by one interface only.
+//
+// The package sends and parses; when to query, how often to announce and how to
+// rate-limit replies is the beacon actor's business. IPv6 link-local multicast is not
+// here yet: it comes with a multicast variant of Conn.
 package beacon
