@@ -3,6 +3,7 @@ package crust
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -73,6 +74,17 @@ type Config struct {
 	// must not call Close (Close waits for it).
 	// Default: nil, messages arrive as Message events.
 	OnMessage func(Message)
+	// BeaconAddrs are where the LAN beacon broadcasts (UDP): empty turns the beacon
+	// off. A daemon on a real LAN passes 255.255.255.255 and each interface's
+	// directed broadcast (beacon.DirectedBroadcasts); tests and demos on one host
+	// pass 127.255.255.255. Nodes heard on the beacon are connected to. Default: none.
+	BeaconAddrs []netip.Addr
+	// BeaconPort is the beacon's UDP port, shared by every node on the host.
+	// Default: 5483.
+	BeaconPort uint16
+	// AnnounceInterval is how often the beacon announces this node; it also queries
+	// once at start. Default: 30 s.
+	AnnounceInterval time.Duration
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
 	ShutdownGrace time.Duration
 	// Log receives the node's logs. Default: slog.Default().
@@ -100,6 +112,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxMessageSize <= 0 || c.MaxMessageSize > c.MaxFrameSize-16 {
 		c.MaxMessageSize = c.MaxFrameSize - 16
+	}
+	if c.BeaconPort == 0 {
+		c.BeaconPort = 5483
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 2 * time.Second

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/crust-p2p/crust/actors"
+	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -104,7 +105,21 @@ func New(cfg Config) (*Service, error) {
 		s.closeListeners(nil)
 		return nil, fmt.Errorf("no listen address could be bound: %v", errs)
 	}
+	var bc *beacon.Conn
+	if len(cfg.BeaconAddrs) > 0 {
+		var err error
+		bc, err = beacon.Listen(context.Background(), beacon.Config{ID: ident.ID(), Port: cfg.BeaconPort, Addrs: cfg.BeaconAddrs, Logger: cfg.Log})
+		if err != nil {
+			s.closeListeners(listeners)
+			return nil, fmt.Errorf("starting the LAN beacon: %w", err)
+		}
+	}
+	tcpPort, quicPort := listenPort(listeners, "tcp"), listenPort(listeners, "quic")
 	node, err := actors.Start(actors.Config{
+		Beacon:               bc,
+		BeaconTCPPort:        tcpPort,
+		BeaconQUICPort:       quicPort,
+		AnnounceInterval:     cfg.AnnounceInterval,
 		Identity:             ident,
 		Transports:           transports,
 		Listeners:            listeners,
@@ -126,6 +141,9 @@ func New(cfg Config) (*Service, error) {
 	})
 	if err != nil {
 		s.closeListeners(listeners)
+		if bc != nil {
+			bc.Close()
+		}
 		return nil, err
 	}
 	s.node = node
@@ -139,6 +157,16 @@ func New(cfg Config) (*Service, error) {
 		node.ReportListenerFailed(addr, e)
 	}
 	return s, nil
+}
+
+// listenPort returns the port of the first listener of proto, or 0.
+func listenPort(lns []transport.Listener, proto string) uint16 {
+	for _, l := range lns {
+		if ep := l.Endpoint(); ep.Proto == proto {
+			return ep.Addr.Port()
+		}
+	}
+	return 0
 }
 
 // samePort returns addrs with port 0 replaced by port.

@@ -1,10 +1,12 @@
 package actors
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
 
+	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 	"github.com/crust-p2p/crust/transport/wire"
@@ -96,3 +98,19 @@ type countConns struct {
 type countPeers struct {
 	result chan int
 }
+
+// PeerSeen tells the Supervisor that a node was seen (on the LAN beacon, say) at the
+// contact's endpoints; the Supervisor connects to it unless it is connected.
+type PeerSeen struct {
+	Contact transport.Contact
+	Via     string // how it was seen, for logs
+}
+
+// beaconHeard reports a beacon packet heard by the Beacon actor's reader.
+type beaconHeard struct {
+	packet beacon.Packet
+	from   netip.AddrPort
+}
+
+// beaconTick drives the Beacon actor's periodic announce.
+type beaconTick struct{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 
+	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -56,6 +57,13 @@ type Config struct {
 	// called on the connection's reader goroutine, in order for each peer, and should
 	// return quickly: while it runs, that peer is not read.
 	OnMessage func(Message)
+	// Beacon, if set, is the LAN discovery socket; a Beacon actor runs it. It is
+	// closed when the node closes.
+	Beacon *beacon.Conn
+	// BeaconTCPPort and BeaconQUICPort are the ports the beacon announces (0: none).
+	BeaconTCPPort, BeaconQUICPort uint16
+	// AnnounceInterval is how often the beacon announces us. Default: 30 s.
+	AnnounceInterval time.Duration
 	// StepTimeout bounds each step of the connection ladder. Default: 5 s.
 	StepTimeout time.Duration
 	// Puncher runs the hole-punch steps of the ladder. Default: none; they are skipped.
@@ -87,6 +95,7 @@ func (c *Config) setDefaults() {
 	def(&c.PeerTimeout, 12*time.Second)
 	def(&c.DialStagger, 250*time.Millisecond)
 	def(&c.StepTimeout, 5*time.Second)
+	def(&c.AnnounceInterval, 30*time.Second)
 	defInt(&c.MaxPendingHandshakes, 64)
 	defInt(&c.SendQueueMessages, 4096)
 	defInt(&c.SendQueueBytes, 16<<20)

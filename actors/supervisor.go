@@ -33,6 +33,11 @@ func (s *supervisor) Receive(c *actor.Context) {
 			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
 			s.listeners = append(s.listeners, pid)
 		}
+		if b := s.n.cfg.Beacon; b != nil {
+			// Stopped with the listeners at shutdown: no new peers once we leave.
+			pid := c.SpawnChild(newBeaconActor(s.n, b, c.PID(), s.n.cfg.BeaconTCPPort, s.n.cfg.BeaconQUICPort), "beacon", spawnOpts(s.n.log, "0")...)
+			s.listeners = append(s.listeners, pid)
+		}
 	case actor.Stopped, actor.Initialized:
 	case ConnectPeer:
 		switch {
@@ -52,6 +57,14 @@ func (s *supervisor) Receive(c *actor.Context) {
 			return
 		}
 		c.Send(pid, msg)
+	case PeerSeen:
+		id := msg.Contact.ID
+		if s.shuttingDown || id == s.n.self || id.IsZero() {
+			return
+		}
+		s.n.log.Debug("peer seen", "peer", id.Short(), "via", msg.Via)
+		// Connect, unless it is connected already (the peer actor answers at once).
+		c.Send(s.peer(c, id), ConnectPeer{Contact: msg.Contact, Result: make(chan error, 1)})
 	case InboundConn:
 		id := msg.Conn.PeerID()
 		switch {
