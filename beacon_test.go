@@ -1,12 +1,16 @@
 package crust_test
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/beacon"
+	"github.com/crust-p2p/crust/transport/identity"
 )
 
 // freeUDPPort returns a UDP port number nothing on loopback uses right now.
@@ -53,5 +57,74 @@ func TestBeaconDiscoveryFullMesh(t *testing.T) {
 		if got := len(n.Peers()); got != size-1 {
 			t.Errorf("%s lists %d peers, want %d", n.ID().Short(), got, size-1)
 		}
+	}
+}
+
+// A flood of beacon queries from thousands of made-up nodes: the node answers at most
+// its reply rate, dials at most its report rate, and keeps serving connections.
+func TestBeaconFlood(t *testing.T) {
+	checkLeaks(t)
+	port := freeUDPPort(t)
+	bcast := []netip.Addr{netip.MustParseAddr("127.255.255.255")}
+	cfg := fastConfig()
+	cfg.BeaconAddrs, cfg.BeaconPort = bcast, port
+	node := newNode(t, cfg, nil)
+
+	ctx, cancel := contextWithTimeout(20 * time.Second)
+	defer cancel()
+	observerID, _ := identity.Generate()
+	observer, err := beacon.Listen(ctx, beacon.Config{ID: observerID.ID(), Port: port, Addrs: bcast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	replies := 0
+	firstReply := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		observer.Serve(ctx, func(p beacon.Packet, _ netip.AddrPort) {
+			if p.Type == beacon.Reply && p.ID == node.ID() {
+				mu.Lock()
+				if replies++; replies == 1 {
+					close(firstReply)
+				}
+				mu.Unlock()
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+
+	const flood = 3000
+	start := time.Now()
+	for i := range flood {
+		var id crust.NodeID
+		binary.BigEndian.PutUint64(id[:], uint64(i+1))
+		// Port 1: nothing listens there, so each dial it draws fails at once.
+		if err := observer.Send(beacon.Packet{Type: beacon.Query, ID: id, TCPPort: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-firstReply:
+	case <-ctx.Done():
+		t.Fatal("no reply to the flood at all")
+	}
+	// The node still serves: a real peer connects and trades a message.
+	peer := newNode(t, fastConfig(), nil)
+	connect(t, peer, node)
+	if err := peer.Send(node.ID(), []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	node.waitUntil(5*time.Second, "a message", func() bool { return node.received[peer.ID()] == 1 })
+	elapsed := time.Since(start)
+	mu.Lock()
+	got := replies
+	mu.Unlock()
+	// Replies per started second of the test, plus one window of slack.
+	limit := 10 * (int(elapsed/time.Second) + 2)
+	t.Logf("%d queries in, %d replies out in %v (limit %d)", flood, got, elapsed.Round(time.Millisecond), limit)
+	if got > limit {
+		t.Errorf("%d replies to %d queries in %v: not rate-limited", got, flood, elapsed)
 	}
 }

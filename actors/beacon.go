@@ -10,11 +10,17 @@ import (
 
 	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
 )
 
-// maxBeaconRepliesPerSecond bounds the answers to queries: a flood of queries costs
-// at most this many small broadcasts a second.
-const maxBeaconRepliesPerSecond = 10
+// Bounds that keep a flood of beacon packets cheap: answers to queries per second,
+// nodes reported to the Supervisor (so dialled) per second, and how many recently
+// reported nodes are remembered so that a node heard again is not dialled again.
+const (
+	maxBeaconRepliesPerSecond = 10
+	maxBeaconReportsPerSecond = 20
+	maxBeaconRecent           = 1024
+)
 
 // beaconActor runs LAN discovery on a beacon.Conn: it queries at start, announces
 // every AnnounceInterval, answers queries (rate-limited, with a packet no larger than
@@ -27,9 +33,11 @@ type beaconActor struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	announce   *actor.SendRepeater
-	window     time.Time // start of the current reply-rate window
-	replies    int       // replies sent in it
-	refused    int       // queries not answered for the rate limit, since the last log
+	window     time.Time                     // start of the current rate window (one second)
+	replies    int                           // replies sent in it
+	reports    int                           // nodes reported in it
+	refused    int                           // packets not acted on for the rate limits, since the last log
+	recent     map[identity.NodeID]time.Time // nodes reported lately, and when
 }
 
 func newBeaconActor(n *node, conn *beacon.Conn, supervisor *actor.PID, tcpPort, quicPort uint16) actor.Producer {
@@ -84,6 +92,44 @@ func (b *beaconActor) send(t beacon.Type) {
 
 func (b *beaconActor) heard(c *actor.Context, m beaconHeard) {
 	p := m.packet
+	now := b.n.clock.Now()
+	if now.Sub(b.window) >= time.Second {
+		if b.refused > 0 {
+			b.n.log.Warn("beacon packets beyond the rate limits were not acted on", "count", b.refused,
+				"replies_per_second", maxBeaconRepliesPerSecond, "reports_per_second", maxBeaconReportsPerSecond)
+		}
+		b.window, b.replies, b.reports, b.refused = now, 0, 0, 0
+	}
+	b.report(c, m, now)
+	if p.Type != beacon.Query {
+		return
+	}
+	if b.replies >= maxBeaconRepliesPerSecond {
+		b.refused++
+		return
+	}
+	b.replies++
+	// By broadcast: a unicast answer to a shared port reaches one socket of the host
+	// only. Without contacts a Reply is the size of the Query: no amplification.
+	b.send(beacon.Reply)
+}
+
+// report tells the Supervisor about the node behind m, unless it was reported within
+// the last AnnounceInterval or the report rate is used up.
+func (b *beaconActor) report(c *actor.Context, m beaconHeard, now time.Time) {
+	p := m.packet
+	if at, ok := b.recent[p.ID]; ok && now.Sub(at) < b.n.cfg.AnnounceInterval {
+		return
+	}
+	if b.reports >= maxBeaconReportsPerSecond {
+		b.refused++
+		return
+	}
+	if b.recent == nil || len(b.recent) >= maxBeaconRecent {
+		b.recent = make(map[identity.NodeID]time.Time)
+	}
+	b.recent[p.ID] = now
+	b.reports++
 	var contact transport.Contact
 	contact.ID = p.ID
 	ip := m.from.Addr()
@@ -96,22 +142,4 @@ func (b *beaconActor) heard(c *actor.Context, m beaconHeard) {
 	if len(contact.Endpoints) > 0 {
 		c.Send(b.supervisor, PeerSeen{Contact: contact, Via: "beacon " + p.Type.String()})
 	}
-	if p.Type != beacon.Query {
-		return
-	}
-	now := b.n.clock.Now()
-	if now.Sub(b.window) >= time.Second {
-		if b.refused > 0 {
-			b.n.log.Warn("beacon queries beyond the reply rate were not answered", "count", b.refused, "limit_per_second", maxBeaconRepliesPerSecond)
-		}
-		b.window, b.replies, b.refused = now, 0, 0
-	}
-	if b.replies >= maxBeaconRepliesPerSecond {
-		b.refused++
-		return
-	}
-	b.replies++
-	// By broadcast: a unicast answer to a shared port reaches one socket of the host
-	// only. Without contacts a Reply is the size of the Query: no amplification.
-	b.send(beacon.Reply)
 }
