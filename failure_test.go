@@ -25,11 +25,14 @@ import (
 const helperEnv = "CRUST_TEST_HELPER_NODE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
+	switch os.Getenv(helperEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "beacon":
+		runBeaconHelper()
+	default:
 		runHelperNode()
-		return
 	}
-	os.Exit(m.Run())
 }
 
 // runHelperNode runs a node on loopback, prints its contact and serves until killed.
