@@ -1,8 +1,12 @@
 // Command crust-demo runs a few crust nodes in one process on loopback and prints what
 // they report: connections, messages, each node's peer table, and a clean shutdown.
 //
-// It starts -nodes nodes (default 3) listening on 127.0.0.1 with fresh in-memory keys,
-// then has every node dial every other at the same moment, so each pair is dialled from
+// It starts -nodes nodes (default 3) listening on 127.0.0.1 with fresh in-memory keys.
+// With -discover beacon (the default) they are given no contacts: each node's LAN
+// beacon queries at start on the loopback broadcast address 127.255.255.255 (UDP port
+// -beaconport, shared by all; default a free one), the nodes already running answer,
+// and every node connects to every node it hears. With -discover connect every node
+// instead dials every other at the same moment. Either way each pair is dialled from
 // both ends at once. crust keeps one connection per pair (the one initiated by the
 // smaller NodeID), so each node still reports exactly one "connected to" per peer, and
 // the peer tables show both ends of every pair on the same connection. Once connected,
@@ -12,10 +16,11 @@
 //
 // Usage:
 //
-//	crust-demo [-nodes 3] [-duration 0] [-messages 5] [-interval 1s] [-loglevel warn]
+//	crust-demo [-nodes 3] [-discover beacon|connect] [-beaconport 0] [-duration 0]
+//	           [-messages 5] [-interval 1s] [-loglevel warn]
 //
 // Logs (log/slog, text) go to standard error; the demo's own output to standard
-// output. All traffic stays on 127.0.0.1.
+// output. All traffic, beacons included, stays on loopback.
 package main
 
 import (
@@ -25,6 +30,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -37,10 +44,23 @@ import (
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
+// How the nodes find each other, as named by -discover.
+const (
+	discoverBeacon  = "beacon"
+	discoverConnect = "connect"
+)
+
+// loopbackBroadcast is where the beacons go: they never leave the host.
+var loopbackBroadcast = netip.MustParseAddr("127.255.255.255")
+
 // options are the demo's settings; main fills them from flags.
 type options struct {
 	// nodes is how many nodes to start, at least 2.
 	nodes int
+	// discover is how the nodes find each other: discoverBeacon or discoverConnect.
+	discover string
+	// beaconPort is the beacon's UDP port, shared by the nodes; 0 picks a free one.
+	beaconPort uint
 	// duration is how long to run; 0 runs until ctx ends (Ctrl-C).
 	duration time.Duration
 	// messages is how many messages each node sends each peer; 0 sends until stopped.
@@ -58,6 +78,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		nodes:      3,
+		discover:   discoverBeacon,
 		messages:   5,
 		interval:   time.Second,
 		tableEvery: 5 * time.Second,
@@ -68,13 +89,15 @@ func defaultOptions() options {
 func main() {
 	opts := defaultOptions()
 	flag.IntVar(&opts.nodes, "nodes", opts.nodes, "number of nodes to start (2 to 100)")
+	flag.StringVar(&opts.discover, "discover", opts.discover, "how nodes find each other: beacon (LAN beacon on 127.255.255.255) or connect (explicit dials)")
+	flag.UintVar(&opts.beaconPort, "beaconport", opts.beaconPort, "with -discover beacon: the beacon's UDP port; 0 picks a free one")
 	flag.DurationVar(&opts.duration, "duration", opts.duration, "how long to run; 0 runs until Ctrl-C")
 	flag.IntVar(&opts.messages, "messages", opts.messages, "messages each node sends each peer; 0 sends until stopped")
 	flag.DurationVar(&opts.interval, "interval", opts.interval, "time between two messages to one peer")
 	flag.DurationVar(&opts.tableEvery, "table", opts.tableEvery, "how often to print the peer tables")
 	flag.StringVar(&opts.logLevel, "loglevel", opts.logLevel, "log level: off, error, warn, info or debug")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns crust nodes on 127.0.0.1 that connect to each other and exchange messages.\n\nFlags:\n", os.Args[0])
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\nRuns crust nodes on 127.0.0.1 that find each other (by LAN beacon on 127.255.255.255,\nor explicit dials), connect and exchange messages.\n\nFlags:\n", os.Args[0])
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -95,7 +118,7 @@ func main() {
 	}
 }
 
-// run starts the nodes, connects them, prints what happens to out until ctx ends or
+// run starts the nodes, has them find each other, prints what happens to out until ctx ends or
 // opts.duration passes, then closes every node. It returns only after every node is
 // closed and every goroutine it started has ended.
 func run(ctx context.Context, opts options, out io.Writer) error {
@@ -116,10 +139,24 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		defer cancel()
 	}
 
+	var beaconPort uint16
+	if opts.discover == discoverBeacon {
+		beaconPort = uint16(opts.beaconPort)
+		if beaconPort == 0 {
+			if beaconPort, err = freeUDPPort(); err != nil {
+				return err
+			}
+		}
+	}
+
 	d := &demo{opts: opts, out: &printer{w: out, start: time.Now()}}
 	defer d.close() // on an early return; a no-op after the orderly close below
+	if beaconPort != 0 {
+		d.out.line("nodes find each other by LAN beacon on %s: each queries at start, the running nodes answer, and every node connects to every node it hears",
+			netip.AddrPortFrom(loopbackBroadcast, beaconPort))
+	}
 	for i := range opts.nodes {
-		n, err := startNode(log)
+		n, err := startNode(log, beaconPort)
 		if err != nil {
 			return fmt.Errorf("starting node %d of %d: %w", i+1, opts.nodes, err)
 		}
@@ -131,9 +168,11 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		go d.readEvents(ctx, n)
 	}
 
-	dials := opts.nodes * (opts.nodes - 1)
-	d.out.line("every node dials every other at once: %d dials for %d pairs; crust keeps one connection per pair", dials, dials/2)
-	d.dialAll(ctx)
+	if opts.discover == discoverConnect {
+		dials := opts.nodes * (opts.nodes - 1)
+		d.out.line("every node dials every other at once: %d dials for %d pairs; crust keeps one connection per pair", dials, dials/2)
+		d.dialAll(ctx)
+	}
 
 	d.background.Add(1)
 	go d.printTables(ctx)
@@ -151,6 +190,10 @@ func (o options) validate() error {
 	switch {
 	case o.nodes < 2 || o.nodes > 100:
 		return fmt.Errorf("-nodes %d: want 2 to 100", o.nodes)
+	case o.discover != discoverBeacon && o.discover != discoverConnect:
+		return fmt.Errorf("-discover %q: want beacon or connect", o.discover)
+	case o.beaconPort > 65535:
+		return fmt.Errorf("-beaconport %d: want 0 (a free port) to 65535", o.beaconPort)
 	case o.duration < 0:
 		return fmt.Errorf("-duration %v: want 0 (until Ctrl-C) or more", o.duration)
 	case o.messages < 0:
@@ -208,19 +251,34 @@ type node struct {
 	senders   map[crust.NodeID]context.CancelFunc
 }
 
-// startNode starts a Service on 127.0.0.1 with a fresh in-memory key.
-func startNode(log *slog.Logger) (*node, error) {
+// freeUDPPort returns a UDP port that was free on loopback a moment ago.
+func freeUDPPort() (uint16, error) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free UDP port for the beacon: %w", err)
+	}
+	defer pc.Close()
+	return uint16(pc.LocalAddr().(*net.UDPAddr).Port), nil
+}
+
+// startNode starts a Service on 127.0.0.1 with a fresh in-memory key, and with the LAN
+// beacon on loopback broadcast if beaconPort is not 0.
+func startNode(log *slog.Logger, beaconPort uint16) (*node, error) {
 	// The key is made here rather than by crust.New so that the logger can name the node.
 	ident, err := identity.Generate()
 	if err != nil {
 		return nil, err
 	}
-	svc, err := crust.New(crust.Config{
+	cfg := crust.Config{
 		Identity:      ident,
 		ListenAddrs:   []string{"127.0.0.1:0"},
 		ShutdownGrace: time.Second,
 		Log:           log.With("node", ident.ID().Short()),
-	})
+	}
+	if beaconPort != 0 {
+		cfg.BeaconAddrs, cfg.BeaconPort = []netip.Addr{loopbackBroadcast}, beaconPort
+	}
+	svc, err := crust.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -20,13 +20,24 @@ var (
 )
 
 // The demo, run for a short while, connects every node to every other exactly once,
-// delivers messages on every pair, closes cleanly and leaves no goroutine behind.
+// whether the nodes find each other by beacon or dial each other explicitly, delivers
+// messages on every pair, closes cleanly and leaves no goroutine behind.
 func TestRunConnectsEveryPairOnce(t *testing.T) {
-	for _, nodes := range []int{2, 3, 4} {
-		t.Run(fmt.Sprintf("%d nodes", nodes), func(t *testing.T) {
+	for _, tt := range []struct {
+		discover string
+		nodes    int
+	}{
+		{discoverBeacon, 2},
+		{discoverBeacon, 3},
+		{discoverBeacon, 4},
+		{discoverConnect, 3},
+	} {
+		nodes := tt.nodes
+		t.Run(fmt.Sprintf("%s %d nodes", tt.discover, nodes), func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			opts := defaultOptions()
 			opts.nodes = nodes
+			opts.discover = tt.discover
 			opts.duration = 2 * time.Second
 			opts.interval = 200 * time.Millisecond
 			opts.tableEvery = 500 * time.Millisecond
@@ -81,11 +92,17 @@ func TestRunConnectsEveryPairOnce(t *testing.T) {
 					}
 				}
 			}
-			for _, want := range []string{
+			wants := []string{
 				"one connection per pair:",
 				"all nodes closed in",
 				"--- summary ---",
-			} {
+			}
+			if tt.discover == discoverBeacon {
+				wants = append(wants, "nodes find each other by LAN beacon on 127.255.255.255:")
+			} else {
+				wants = append(wants, "every node dials every other at once")
+			}
+			for _, want := range wants {
 				if !strings.Contains(text, want) {
 					t.Errorf("output lacks %q", want)
 				}
@@ -122,6 +139,9 @@ func TestOptionsAndLogLevelErrors(t *testing.T) {
 	}{
 		{"defaults", func(*options) {}, ""},
 		{"one node", func(o *options) { o.nodes = 1 }, "-nodes 1"},
+		{"explicit dials", func(o *options) { o.discover = discoverConnect }, ""},
+		{"unknown discovery", func(o *options) { o.discover = "mdns" }, `-discover "mdns"`},
+		{"beacon port too large", func(o *options) { o.beaconPort = 70000 }, "-beaconport 70000"},
 		{"too many nodes", func(o *options) { o.nodes = 101 }, "-nodes 101"},
 		{"negative duration", func(o *options) { o.duration = -time.Second }, "-duration"},
 		{"negative messages", func(o *options) { o.messages = -1 }, "-messages"},
