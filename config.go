@@ -74,9 +74,11 @@ type Config struct {
 	// must not call Close (Close waits for it).
 	// Default: nil, messages arrive as Message events.
 	OnMessage func(Message)
-	// BeaconAddrs are where the LAN beacon broadcasts (UDP): empty turns the beacon
-	// off. A daemon on a real LAN passes 255.255.255.255 and each interface's
-	// directed broadcast (beacon.DirectedBroadcasts); tests and demos on one host
+	// BeaconAddrs are where the LAN beacon broadcasts (UDP): IPv4 broadcast
+	// addresses and IPv6 link-local multicast groups (beacon.DefaultGroup, sent on
+	// every multicast interface); empty turns the beacon off. A daemon on a real LAN
+	// passes 255.255.255.255, each interface's directed broadcast
+	// (beacon.DirectedBroadcasts) and beacon.DefaultGroup; tests and demos on one host
 	// pass 127.255.255.255. Nodes heard on the beacon are connected to. Default: none.
 	BeaconAddrs []netip.Addr
 	// BeaconPort is the beacon's UDP port, shared by every node on the host.

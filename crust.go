@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -105,18 +106,14 @@ func New(cfg Config) (*Service, error) {
 		s.closeListeners(nil)
 		return nil, fmt.Errorf("no listen address could be bound: %v", errs)
 	}
-	var bc *beacon.Conn
-	if len(cfg.BeaconAddrs) > 0 {
-		var err error
-		bc, err = beacon.Listen(context.Background(), beacon.Config{ID: ident.ID(), Port: cfg.BeaconPort, Addrs: cfg.BeaconAddrs, Logger: cfg.Log})
-		if err != nil {
-			s.closeListeners(listeners)
-			return nil, fmt.Errorf("starting the LAN beacon: %w", err)
-		}
+	beacons, err := listenBeacons(cfg, ident.ID())
+	if err != nil {
+		s.closeListeners(listeners)
+		return nil, err
 	}
 	tcpPort, quicPort := listenPort(listeners, "tcp"), listenPort(listeners, "quic")
 	node, err := actors.Start(actors.Config{
-		Beacon:               bc,
+		Beacons:              beacons,
 		BeaconTCPPort:        tcpPort,
 		BeaconQUICPort:       quicPort,
 		AnnounceInterval:     cfg.AnnounceInterval,
@@ -141,8 +138,8 @@ func New(cfg Config) (*Service, error) {
 	})
 	if err != nil {
 		s.closeListeners(listeners)
-		if bc != nil {
-			bc.Close()
+		for _, b := range beacons {
+			b.Close()
 		}
 		return nil, err
 	}
@@ -157,6 +154,37 @@ func New(cfg Config) (*Service, error) {
 		node.ReportListenerFailed(addr, e)
 	}
 	return s, nil
+}
+
+// listenBeacons opens the beacon sockets: one for the IPv4 broadcast addresses among
+// cfg.BeaconAddrs, one for the IPv6 multicast groups.
+func listenBeacons(cfg Config, id NodeID) ([]*beacon.Conn, error) {
+	var v4, v6 []netip.Addr
+	for _, a := range cfg.BeaconAddrs {
+		if a.Unmap().Is4() {
+			v4 = append(v4, a.Unmap())
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	var out []*beacon.Conn
+	for _, group := range []struct {
+		addrs  []netip.Addr
+		listen netip.Addr
+	}{{v4, netip.IPv4Unspecified()}, {v6, netip.IPv6Unspecified()}} {
+		if len(group.addrs) == 0 {
+			continue
+		}
+		c, err := beacon.Listen(context.Background(), beacon.Config{ID: id, Port: cfg.BeaconPort, ListenAddr: group.listen, Addrs: group.addrs, Logger: cfg.Log})
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("starting the LAN beacon: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // listenPort returns the port of the first listener of proto, or 0.

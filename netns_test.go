@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/beacon"
 )
 
 // runBeaconHelper runs a node whose only way to find peers is the LAN beacon (to the
@@ -47,11 +48,18 @@ func netns(t *testing.T, args ...string) {
 	}
 }
 
-// Real broadcast on real (virtual) Ethernet: three hosts on one bridged LAN find each
-// other by the beacon alone and connect; a host on a second LAN hears nothing and
-// connects to no one. Needs root for network namespaces; everything it creates it
-// removes, and no packet leaves its namespaces.
+// Real broadcast and multicast on real (virtual) Ethernet: three hosts on one bridged
+// LAN find each other by the beacon alone and connect; a host on a second LAN hears
+// nothing and connects to no one. Over IPv4 the beacon is the LAN's directed
+// broadcast; over IPv6 it is the link-local multicast group, and the nodes dial each
+// other's link-local addresses. Needs root for network namespaces; everything it
+// creates it removes, and no packet leaves its namespaces.
 func TestBeaconInNamespaces(t *testing.T) {
+	t.Run("IPv4 broadcast", func(t *testing.T) { beaconInNamespaces(t, false) })
+	t.Run("IPv6 multicast", func(t *testing.T) { beaconInNamespaces(t, true) })
+}
+
+func beaconInNamespaces(t *testing.T, v6 bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces (run make test as root, as CI does)")
 	}
@@ -59,6 +67,9 @@ func TestBeaconInNamespaces(t *testing.T) {
 		t.Skip("needs iproute2's ip")
 	}
 	prefix := fmt.Sprintf("crb%d", os.Getpid()%100000)
+	if v6 {
+		prefix += "v6"
+	}
 	type host struct {
 		ns, addr, bcast string
 		lan             int
@@ -85,6 +96,12 @@ func TestBeaconInNamespaces(t *testing.T) {
 	for i, h := range hosts {
 		netns(t, "netns", "add", h.ns)
 		created = append(created, h.ns)
+		if v6 {
+			// Link-local addresses usable at once, without duplicate detection.
+			for _, k := range []string{"all", "default"} {
+				netns(t, "netns", "exec", h.ns, "sysctl", "-q", "-w", "net.ipv6.conf."+k+".accept_dad=0")
+			}
+		}
 		port := fmt.Sprintf("p%d", i)
 		netns(t, "-n", h.ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", switches[h.lan-1])
 		netns(t, "-n", switches[h.lan-1], "link", "set", port, "master", "br0", "up")
@@ -102,7 +119,11 @@ func TestBeaconInNamespaces(t *testing.T) {
 	nodes := make([]*running, len(hosts))
 	for i, h := range hosts {
 		cmd := exec.Command("ip", "netns", "exec", h.ns, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"=beacon", "CRUST_TEST_BEACON="+h.bcast, "CRUST_TEST_LISTEN="+h.addr+":0")
+		beaconAddr, listen := h.bcast, h.addr+":0"
+		if v6 {
+			beaconAddr, listen = beacon.DefaultGroup.String(), "[::]:0"
+		}
+		cmd.Env = append(os.Environ(), helperEnv+"=beacon", "CRUST_TEST_BEACON="+beaconAddr, "CRUST_TEST_LISTEN="+listen)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ const (
 // the query), and reports every node it hears to the Supervisor, which connects.
 type beaconActor struct {
 	n          *node
-	conn       *beacon.Conn
+	conns      []*beacon.Conn // IPv4 broadcast, IPv6 multicast
 	supervisor *actor.PID
 	self       beacon.Packet // our ID and ports; Type set per send
 	cancel     context.CancelFunc
@@ -40,9 +40,9 @@ type beaconActor struct {
 	recent     map[identity.NodeID]time.Time // nodes reported lately, and when
 }
 
-func newBeaconActor(n *node, conn *beacon.Conn, supervisor *actor.PID, tcpPort, quicPort uint16) actor.Producer {
+func newBeaconActor(n *node, conns []*beacon.Conn, supervisor *actor.PID, tcpPort, quicPort uint16) actor.Producer {
 	return func() actor.Receiver {
-		return &beaconActor{n: n, conn: conn, supervisor: supervisor,
+		return &beaconActor{n: n, conns: conns, supervisor: supervisor,
 			self: beacon.Packet{ID: n.self, TCPPort: tcpPort, QUICPort: quicPort}}
 	}
 }
@@ -53,16 +53,18 @@ func (b *beaconActor) Receive(c *actor.Context) {
 		var ctx context.Context
 		ctx, b.cancel = context.WithCancel(b.n.ctx)
 		pid, engine := c.PID(), c.Engine()
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			err := b.conn.Serve(ctx, func(p beacon.Packet, from netip.AddrPort) {
-				engine.Send(pid, beaconHeard{packet: p, from: from})
-			})
-			if ctx.Err() == nil {
-				b.n.log.Warn("beacon stopped", "err", err)
-			}
-		}()
+		for _, conn := range b.conns {
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				err := conn.Serve(ctx, func(p beacon.Packet, from netip.AddrPort) {
+					engine.Send(pid, beaconHeard{packet: p, from: from})
+				})
+				if ctx.Err() == nil {
+					b.n.log.Warn("beacon stopped", "addr", conn.LocalAddr(), "err", err)
+				}
+			}()
+		}
 		b.send(beacon.Query) // so the LAN's nodes answer (and hear us) at once
 		t := engine.SendRepeat(pid, beaconTick{}, b.n.cfg.AnnounceInterval)
 		b.announce = &t
@@ -73,7 +75,9 @@ func (b *beaconActor) Receive(c *actor.Context) {
 		if b.cancel != nil {
 			b.cancel()
 		}
-		b.conn.Close()
+		for _, conn := range b.conns {
+			conn.Close()
+		}
 		b.wg.Wait()
 	case beaconTick:
 		b.send(beacon.Announce)
@@ -85,8 +89,10 @@ func (b *beaconActor) Receive(c *actor.Context) {
 func (b *beaconActor) send(t beacon.Type) {
 	p := b.self
 	p.Type = t
-	if err := b.conn.Send(p); err != nil {
-		b.n.log.Debug("beacon send failed", "type", t, "err", err)
+	for _, conn := range b.conns {
+		if err := conn.Send(p); err != nil {
+			b.n.log.Debug("beacon send failed", "type", t, "err", err)
+		}
 	}
 }
 

@@ -57,9 +57,9 @@ type Config struct {
 	// called on the connection's reader goroutine, in order for each peer, and should
 	// return quickly: while it runs, that peer is not read.
 	OnMessage func(Message)
-	// Beacon, if set, is the LAN discovery socket; a Beacon actor runs it. It is
-	// closed when the node closes.
-	Beacon *beacon.Conn
+	// Beacons, if any, are the LAN discovery sockets (IPv4 broadcast, IPv6
+	// multicast); a Beacon actor runs them. They are closed when the node closes.
+	Beacons []*beacon.Conn
 	// BeaconTCPPort and BeaconQUICPort are the ports the beacon announces (0: none).
 	BeaconTCPPort, BeaconQUICPort uint16
 	// AnnounceInterval is how often the beacon announces us. Default: 30 s.

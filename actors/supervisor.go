@@ -33,7 +33,7 @@ func (s *supervisor) Receive(c *actor.Context) {
 			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
 			s.listeners = append(s.listeners, pid)
 		}
-		if b := s.n.cfg.Beacon; b != nil {
+		if b := s.n.cfg.Beacons; len(b) > 0 {
 			// Stopped with the listeners at shutdown: no new peers once we leave.
 			pid := c.SpawnChild(newBeaconActor(s.n, b, c.PID(), s.n.cfg.BeaconTCPPort, s.n.cfg.BeaconQUICPort), "beacon", spawnOpts(s.n.log, "0")...)
 			s.listeners = append(s.listeners, pid)

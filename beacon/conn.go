@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"sync"
 
+	"golang.org/x/net/ipv6"
+
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -29,7 +31,9 @@ type Config struct {
 	// Addrs are the broadcast addresses Send sends to, each on Port. Required: this
 	// package has no real-world default, so tests pass 127.255.255.255 and a daemon
 	// passes 255.255.255.255 plus DirectedBroadcasts (a limited broadcast leaves by
-	// one interface only).
+	// one interface only). On an IPv6 socket (ListenAddr "::") they are link-local
+	// multicast groups, e.g. DefaultGroup: the socket joins each on every multicast
+	// interface and Send sends on every one of them.
 	Addrs []netip.Addr
 	// Local reports whether a source address is on a local subnet; packets from other
 	// sources are dropped before they are parsed. Default: loopback, IPv6 link-local
@@ -48,14 +52,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultGroup is the IPv6 link-local multicast group beacons use.
+var DefaultGroup = netip.MustParseAddr("ff02::5483")
+
 // Conn sends and receives beacon packets on a UDP port shared with the other nodes on
 // the host. Send and SendTo may be called from any goroutine; Serve runs once.
 type Conn struct {
-	id    identity.NodeID
-	pc    net.PacketConn
-	dests []netip.AddrPort
-	local func(netip.Addr) bool
-	log   *slog.Logger
+	id     identity.NodeID
+	pc     net.PacketConn
+	dests  []netip.AddrPort
+	ifaces []net.Interface // IPv6: the interfaces the groups were joined on
+	local  func(netip.Addr) bool
+	log    *slog.Logger
 
 	closeOnce sync.Once
 	closeErr  error
@@ -106,7 +114,43 @@ func Listen(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("beacon: listening on udp %s: %w", laddr, err)
 	}
 	c.pc = pc
+	if network == "udp6" {
+		if err := c.joinGroups(); err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("beacon: %w", err)
+		}
+	}
 	return c, nil
+}
+
+// joinGroups joins the multicast groups among the destinations on every interface
+// that is up and does multicast.
+func (c *Conn) joinGroups() error {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("listing interfaces: %w", err)
+	}
+	p6 := ipv6.NewPacketConn(c.pc)
+	for _, ifi := range ifaces {
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 {
+			continue
+		}
+		joined := false
+		for _, d := range c.dests {
+			if !d.Addr().IsMulticast() {
+				continue
+			}
+			if err := p6.JoinGroup(&ifi, &net.UDPAddr{IP: d.Addr().AsSlice()}); err != nil {
+				c.log.Debug("beacon: joining multicast group", "group", d.Addr(), "interface", ifi.Name, "err", err)
+				continue
+			}
+			joined = true
+		}
+		if joined {
+			c.ifaces = append(c.ifaces, ifi)
+		}
+	}
+	return nil
 }
 
 // LocalAddr returns the address the socket is bound to.
@@ -121,6 +165,16 @@ func (c *Conn) Send(p Packet) error {
 	}
 	var errs []error
 	for _, d := range c.dests {
+		if d.Addr().Is6() && d.Addr().IsMulticast() {
+			// A link-local group is reached per interface.
+			for _, ifi := range c.ifaces {
+				to := &net.UDPAddr{IP: d.Addr().AsSlice(), Port: int(d.Port()), Zone: ifi.Name}
+				if _, err := c.pc.WriteTo(b, to); err != nil {
+					errs = append(errs, fmt.Errorf("sending beacon %s to %s: %w", p.Type, to, err))
+				}
+			}
+			continue
+		}
 		if _, err := c.pc.WriteTo(b, net.UDPAddrFromAddrPort(d)); err != nil {
 			errs = append(errs, fmt.Errorf("sending beacon %s to %s: %w", p.Type, d, err))
 		}

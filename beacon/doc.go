@@ -15,6 +15,7 @@
 // DirectedBroadcasts, since a limited broadcast leaves by one interface only.
 //
 // The package sends and parses; when to query, how often to announce and how to
-// rate-limit replies is the beacon actor's business. IPv6 link-local multicast is not
-// here yet: it comes with a multicast variant of Conn.
+// rate-limit replies is the beacon actor's business. A Conn on an IPv6 socket (ListenAddr
+// "::") uses link-local multicast instead: it joins its groups (DefaultGroup,
+// ff02::5483) on every multicast interface and sends on each of them.
 package beacon
