@@ -20,13 +20,25 @@ import (
 // for every peer, and serves until killed. The namespace test runs it inside a
 // network namespace with `ip netns exec`.
 func runBeaconHelper() {
-	bcast, err := netip.ParseAddr(os.Getenv("CRUST_TEST_BEACON"))
-	if err != nil {
-		os.Exit(2)
+	var addrs []netip.Addr
+	if b := os.Getenv("CRUST_TEST_BEACON"); b == "lan" {
+		// The real-world default: inside the test's namespace, its interfaces are
+		// the namespace's own.
+		var err error
+		if addrs, err = beacon.LANAddrs(nil); err != nil {
+			fmt.Println("error", err)
+			os.Exit(2)
+		}
+	} else {
+		bcast, err := netip.ParseAddr(b)
+		if err != nil {
+			os.Exit(2)
+		}
+		addrs = []netip.Addr{bcast}
 	}
 	svc, err := crust.New(crust.Config{
 		ListenAddrs: []string{os.Getenv("CRUST_TEST_LISTEN")},
-		BeaconAddrs: []netip.Addr{bcast},
+		BeaconAddrs: addrs,
 	})
 	if err != nil {
 		fmt.Println("error", err)
@@ -119,7 +131,10 @@ func beaconInNamespaces(t *testing.T, v6 bool) {
 	nodes := make([]*running, len(hosts))
 	for i, h := range hosts {
 		cmd := exec.Command("ip", "netns", "exec", h.ns, os.Args[0], "-test.run=^$")
-		beaconAddr, listen := h.bcast, h.addr+":0"
+		// IPv4: the daemon's real-world default (255.255.255.255, the directed
+		// broadcast, the IPv6 group), which is safe here since the host's interfaces
+		// are the namespace's.
+		beaconAddr, listen := "lan", h.addr+":0"
 		if v6 {
 			beaconAddr, listen = beacon.DefaultGroup.String(), "[::]:0"
 		}

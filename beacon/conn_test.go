@@ -375,3 +375,20 @@ func TestLocalSubnets(t *testing.T) {
 		}
 	}
 }
+
+func TestLANAddrs(t *testing.T) {
+	il := fakeInterfaces{"192.168.1.7/24", "10.1.2.3/16", "fe80::1/64"}
+	got, err := LANAddrs(il)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"255.255.255.255", "192.168.1.255", "10.1.255.255", "ff02::5483"}
+	if len(got) != len(want) {
+		t.Fatalf("LANAddrs = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Fatalf("LANAddrs = %v, want %v", got, want)
+		}
+	}
+}

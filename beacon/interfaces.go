@@ -101,3 +101,21 @@ func LocalSubnets(il InterfaceLister) (func(netip.Addr) bool, error) {
 		return false
 	}, nil
 }
+
+// LANAddrs returns where a node on a real LAN beacons: the limited broadcast
+// 255.255.255.255, each IPv4 interface's directed broadcast (a limited broadcast
+// leaves by one interface only), and the IPv6 group DefaultGroup. A nil lister means
+// the host's interfaces. Use it in a daemon only: it sends on the machine's real
+// interfaces.
+func LANAddrs(il InterfaceLister) ([]netip.Addr, error) {
+	if il == nil {
+		il = osInterfaces{}
+	}
+	directed, err := DirectedBroadcasts(il)
+	if err != nil {
+		return nil, err
+	}
+	out := []netip.Addr{netip.AddrFrom4([4]byte{255, 255, 255, 255})}
+	out = append(out, directed...)
+	return append(out, DefaultGroup), nil
+}
