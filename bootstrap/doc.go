@@ -1,9 +1,13 @@
-// Package bootstrap will hold the bootstrap cache: the contacts of nodes this node has
-// reached directly before ({id, endpoints, last_success, failures}), ranked by recent
-// success, bounded in size, and kept in a human-readable JSON file that is saved
-// atomically (temp file, fsync, rename) and locked against a second process. A
-// corrupt file will be set aside, never lost, while the node starts with what it has;
-// hard-coded contacts from the configuration always count.
+// Package bootstrap is the bootstrap cache: the contacts of nodes this node has reached
+// directly before ({id, endpoints, last_success, failures}), ranked by recent success,
+// bounded in size, and kept in a human-readable JSON file in the data directory.
 //
-// Nothing lives here yet: the package marks where the cache will go.
+// The file is saved atomically (temp file, fsync, rename, fsync of the directory) and
+// locked against a second process (flock on bootstrap.lock beside it). A corrupt or
+// truncated file is set aside as bootstrap.json.corrupt-<UTC time>, never deleted, and
+// the node starts with what it has. Hard-coded contacts from the configuration always
+// count: Contacts returns them first, and they are never evicted or saved.
+//
+// A Cache is safe for concurrent use. It never reads the clock for its ranking: the
+// caller passes the time of each outcome.
 package bootstrap
