@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/cmd/internal/console"
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
@@ -129,7 +130,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	if logOut == nil {
 		logOut = os.Stderr
 	}
-	log, err := newLogger(opts.logLevel, logOut)
+	log, err := console.NewLogger(opts.logLevel, logOut)
 	if err != nil {
 		return err
 	}
@@ -149,10 +150,10 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		}
 	}
 
-	d := &demo{opts: opts, out: &printer{w: out, start: time.Now()}}
+	d := &demo{opts: opts, out: printer{console.NewPrinter(out)}}
 	defer d.close() // on an early return; a no-op after the orderly close below
 	if beaconPort != 0 {
-		d.out.line("nodes find each other by LAN beacon on %s: each queries at start, the running nodes answer, and every node connects to every node it hears",
+		d.out.Line("nodes find each other by LAN beacon on %s: each queries at start, the running nodes answer, and every node connects to every node it hears",
 			netip.AddrPortFrom(loopbackBroadcast, beaconPort))
 	}
 	for i := range opts.nodes {
@@ -170,7 +171,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 
 	if opts.discover == discoverConnect {
 		dials := opts.nodes * (opts.nodes - 1)
-		d.out.line("every node dials every other at once: %d dials for %d pairs; crust keeps one connection per pair", dials, dials/2)
+		d.out.Line("every node dials every other at once: %d dials for %d pairs; crust keeps one connection per pair", dials, dials/2)
 		d.dialAll(ctx)
 	}
 
@@ -178,7 +179,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	go d.printTables(ctx)
 
 	<-ctx.Done()
-	d.out.line("stopping (%v)", context.Cause(ctx))
+	d.out.Line("stopping (%v)", context.Cause(ctx))
 	d.background.Wait() // dials and table printer follow ctx
 	d.printTable()
 	d.close()
@@ -206,30 +207,10 @@ func (o options) validate() error {
 	return nil
 }
 
-// newLogger returns a text logger to w at the named level; "off" discards everything.
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
-	var l slog.Level
-	switch strings.ToLower(level) {
-	case "off":
-		return slog.New(slog.DiscardHandler), nil
-	case "error":
-		l = slog.LevelError
-	case "warn":
-		l = slog.LevelWarn
-	case "info":
-		l = slog.LevelInfo
-	case "debug":
-		l = slog.LevelDebug
-	default:
-		return nil, fmt.Errorf("-loglevel %q: want off, error, warn, info or debug", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
 // demo is one run: its nodes and the goroutines that watch and drive them.
 type demo struct {
 	opts  options
-	out   *printer
+	out   printer
 	nodes []*node
 
 	readers    sync.WaitGroup // one per node, reading its events until Close
@@ -492,7 +473,7 @@ func (d *demo) printTable() {
 	for _, p := range problems {
 		fmt.Fprintf(&text, "\n  %s", p)
 	}
-	d.out.block("peer tables", text.String())
+	d.out.Block("peer tables", text.String())
 }
 
 // close closes every node at once and waits until their events are read and their
@@ -500,7 +481,7 @@ func (d *demo) printTable() {
 func (d *demo) close() {
 	d.closeOnce.Do(func() {
 		if len(d.nodes) > 0 {
-			d.out.line("closing %d nodes", len(d.nodes))
+			d.out.Line("closing %d nodes", len(d.nodes))
 		}
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -518,7 +499,7 @@ func (d *demo) close() {
 		d.senders.Wait()
 		d.background.Wait()
 		if len(d.nodes) > 0 {
-			d.out.line("all nodes closed in %v", time.Since(start).Round(time.Millisecond))
+			d.out.Line("all nodes closed in %v", time.Since(start).Round(time.Millisecond))
 		}
 	})
 }
@@ -539,41 +520,13 @@ func (d *demo) printSummary() {
 		n.mu.Unlock()
 	}
 	tw.Flush()
-	d.out.block("summary", text.String())
+	d.out.Block("summary", text.String())
 }
 
-// printer writes whole lines to the demo's output from any goroutine, each stamped
-// with the time since the start.
-type printer struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
-}
-
-func (p *printer) stamp() string {
-	return fmt.Sprintf("%7.3fs", time.Since(p.start).Seconds())
-}
-
-// line prints one line about the whole demo.
-func (p *printer) line(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s %s\n", p.stamp(), fmt.Sprintf(format, args...))
-}
+// printer is the demo's console: whole lines, time-stamped, from any goroutine.
+type printer struct{ *console.Printer }
 
 // node prints one line about node n: "  1.234s [node abcdefgh] ...".
-func (p *printer) node(n *node, format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s [node %s] %s\n", p.stamp(), n.name, fmt.Sprintf(format, args...))
-}
-
-// block prints a titled block of lines, indented, in one piece.
-func (p *printer) block(title, text string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s --- %s ---\n", p.stamp(), title)
-	for l := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
-		fmt.Fprintf(p.w, "          %s\n", l)
-	}
+func (p printer) node(n *node, format string, args ...any) {
+	p.Line("[node %s] %s", n.name, fmt.Sprintf(format, args...))
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/crust-p2p/crust/cmd/internal/console"
 )
 
 var (
@@ -157,7 +159,7 @@ func TestOptionsAndLogLevelErrors(t *testing.T) {
 			tt.change(&opts)
 			err := opts.validate()
 			if err == nil {
-				_, err = newLogger(opts.logLevel, io.Discard)
+				_, err = console.NewLogger(opts.logLevel, io.Discard)
 			}
 			switch {
 			case tt.want == "" && err != nil:

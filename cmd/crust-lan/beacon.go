@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/crust-p2p/crust/beacon"
+	"github.com/crust-p2p/crust/cmd/internal/console"
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
@@ -30,25 +31,25 @@ func openBeacon(ctx context.Context, opts options, log *slog.Logger) (*beacon.Co
 }
 
 // runListen prints every beacon heard until ctx ends. It sends nothing.
-func runListen(ctx context.Context, opts options, out *printer, log *slog.Logger) error {
+func runListen(ctx context.Context, opts options, out *console.Printer, log *slog.Logger) error {
 	conn, _, err := openBeacon(ctx, opts, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	out.line("listening for beacons on udp port %d (sending nothing)", opts.port)
+	out.Line("listening for beacons on udp port %d (sending nothing)", opts.port)
 	heard := 0
 	err = conn.Serve(ctx, func(p beacon.Packet, from netip.AddrPort) {
 		heard++
 		printPacket(out, p, from)
 	})
-	out.line("stopped: heard %d beacons", heard)
+	out.Line("stopped: heard %d beacons", heard)
 	return ended(err)
 }
 
 // runBroadcast sends a Query and an Announce to opts.addr, then prints every Reply and
 // Announce heard until ctx ends.
-func runBroadcast(ctx context.Context, opts options, out *printer, log *slog.Logger) error {
+func runBroadcast(ctx context.Context, opts options, out *console.Printer, log *slog.Logger) error {
 	conn, id, err := openBeacon(ctx, opts, log)
 	if err != nil {
 		return err
@@ -61,7 +62,7 @@ func runBroadcast(ctx context.Context, opts options, out *printer, log *slog.Log
 		}
 	}
 	// The socket is bound already, so answers that arrive before Serve reads wait in it.
-	out.line("sent a query and an announce as %s to %s", id.Short(), netip.AddrPortFrom(opts.addr, opts.port))
+	out.Line("sent a query and an announce as %s to %s", id.Short(), netip.AddrPortFrom(opts.addr, opts.port))
 	nodes := map[identity.NodeID]bool{}
 	err = conn.Serve(ctx, func(p beacon.Packet, from netip.AddrPort) {
 		if p.Type == beacon.Query {
@@ -70,16 +71,16 @@ func runBroadcast(ctx context.Context, opts options, out *printer, log *slog.Log
 		nodes[p.ID] = true
 		printPacket(out, p, from)
 	})
-	out.line("stopped: heard from %d nodes", len(nodes))
+	out.Line("stopped: heard from %d nodes", len(nodes))
 	return ended(err)
 }
 
 // printPacket prints one beacon: type, sender, source, ports and contacts.
-func printPacket(out *printer, p beacon.Packet, from netip.AddrPort) {
-	out.line("heard %s from %s at %s: tcp port %d, quic port %d, %d contacts",
+func printPacket(out *console.Printer, p beacon.Packet, from netip.AddrPort) {
+	out.Line("heard %s from %s at %s: tcp port %d, quic port %d, %d contacts",
 		p.Type, p.ID.Short(), from, p.TCPPort, p.QUICPort, len(p.Contacts))
 	for _, c := range p.Contacts {
-		out.line("  contact %s", c)
+		out.Line("  contact %s", c)
 	}
 }
 

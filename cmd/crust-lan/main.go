@@ -38,6 +38,8 @@ import (
 	"time"
 
 	"github.com/crust-p2p/crust/beacon"
+
+	"github.com/crust-p2p/crust/cmd/internal/console"
 )
 
 // The modes, as named on the command line.
@@ -180,7 +182,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	if logOut == nil {
 		logOut = os.Stderr
 	}
-	log, err := newLogger(opts.logLevel, logOut)
+	log, err := console.NewLogger(opts.logLevel, logOut)
 	if err != nil {
 		return err
 	}
@@ -189,7 +191,7 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, opts.duration)
 		defer cancel()
 	}
-	p := &printer{w: out, start: time.Now()}
+	p := console.NewPrinter(out)
 	switch opts.mode {
 	case modeListen:
 		return runListen(ctx, opts, p, log)

@@ -9,13 +9,14 @@ import (
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/beacon"
+	"github.com/crust-p2p/crust/cmd/internal/console"
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
 // runNode runs a crust node with the beacon on, sending to opts.addr only, and prints
 // the nodes it discovers, the peers it connects to and loses, and their messages,
 // until ctx ends. It says hello to each new peer.
-func runNode(ctx context.Context, opts options, out *printer, log *slog.Logger) error {
+func runNode(ctx context.Context, opts options, out *console.Printer, log *slog.Logger) error {
 	ident, err := identity.Generate()
 	if err != nil {
 		return err
@@ -43,7 +44,7 @@ func runNode(ctx context.Context, opts options, out *printer, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	out.line("node %s started, beacon to %s", name, netip.AddrPortFrom(opts.addr, opts.port))
+	out.Line("node %s started, beacon to %s", name, netip.AddrPortFrom(opts.addr, opts.port))
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -53,7 +54,7 @@ func runNode(ctx context.Context, opts options, out *printer, log *slog.Logger) 
 		err := watch.Serve(watchCtx, func(p beacon.Packet, from netip.AddrPort) {
 			if !seen[p.ID] {
 				seen[p.ID] = true
-				out.line("discovered %s by its beacon %s from %s (tcp port %d, quic port %d)",
+				out.Line("discovered %s by its beacon %s from %s (tcp port %d, quic port %d)",
 					p.ID.Short(), p.Type, from, p.TCPPort, p.QUICPort)
 			}
 		})
@@ -68,34 +69,34 @@ func runNode(ctx context.Context, opts options, out *printer, log *slog.Logger) 
 		for ev := range svc.Events() {
 			switch ev := ev.(type) {
 			case crust.ListenerStarted:
-				out.line("listening on %s", ev.Endpoint)
+				out.Line("listening on %s", ev.Endpoint)
 			case crust.ListenerFailed:
-				out.line("listener %s failed: %v", ev.Addr, ev.Err)
+				out.Line("listener %s failed: %v", ev.Addr, ev.Err)
 			case crust.PeerConnected:
 				dir := "inbound"
 				if ev.Outbound {
 					dir = "outbound"
 				}
 				connected[ev.ID] = true
-				out.line("connected to %s via %s (%s, peer at %s, rtt %v)",
+				out.Line("connected to %s via %s (%s, peer at %s, rtt %v)",
 					ev.ID.Short(), ev.Kind, dir, ev.Addr, ev.RTT.Round(time.Microsecond))
 				if err := svc.Send(ev.ID, []byte("hello from "+name)); err != nil {
-					out.line("hello to %s: %v", ev.ID.Short(), err)
+					out.Line("hello to %s: %v", ev.ID.Short(), err)
 				}
 			case crust.PeerLost:
-				out.line("lost %s: %s", ev.ID.Short(), ev.Reason)
+				out.Line("lost %s: %s", ev.ID.Short(), ev.Reason)
 			case crust.Message:
 				received++
-				out.line("message from %s: %q", ev.From.Short(), ev.Data)
+				out.Line("message from %s: %q", ev.From.Short(), ev.Data)
 			}
 		}
 	})
 
 	<-ctx.Done()
-	out.line("stopping (%v)", context.Cause(ctx))
+	out.Line("stopping (%v)", context.Cause(ctx))
 	svc.Close() // closes Events: the event reader ends
 	stopWatch()
 	wg.Wait()
-	out.line("node %s closed: connected to %d peers, received %d messages", name, len(connected), received)
+	out.Line("node %s closed: connected to %d peers, received %d messages", name, len(connected), received)
 	return nil
 }
