@@ -87,6 +87,28 @@ type Config struct {
 	// AnnounceInterval is how often the beacon announces this node; it also queries
 	// once at start. Default: 30 s.
 	AnnounceInterval time.Duration
+	// Contacts are hard-coded contacts (Crust's hard-coded bootstrap list): always
+	// tried first at start, never evicted from the bootstrap cache. Default: none.
+	Contacts []Contact
+	// BootstrapFile is the bootstrap cache file: contacts of nodes this node was
+	// directly connected to, ranked by recent success, tried at start after Contacts.
+	// A relative name is inside DataDir. Default: "bootstrap.json" in DataDir; with
+	// no DataDir there is no file and only Contacts and the beacon bootstrap.
+	BootstrapFile string
+	// BootstrapMax bounds the contacts the cache learns (Crust's 1500). Default: 1500.
+	BootstrapMax int
+	// BootstrapParallel is how many bootstrap contacts are dialled at once at start.
+	// Default: 4.
+	BootstrapParallel int
+	// BootstrapPeers is how many connected peers end the bootstrap: once that many
+	// are up, the remaining contacts are not dialled. Default: 8.
+	BootstrapPeers int
+	// Whitelist, if not empty, is the only NodeIDs this node connects to or accepts:
+	// others are refused before any state is kept for them. Default: everyone.
+	Whitelist []NodeID
+	// Blacklist are NodeIDs refused, dialled or not; it wins over Whitelist.
+	// Default: none.
+	Blacklist []NodeID
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
 	ShutdownGrace time.Duration
 	// Log receives the node's logs. Default: slog.Default().

@@ -11,6 +11,7 @@ import (
 
 	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/beacon"
+	"github.com/crust-p2p/crust/bootstrap"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -22,6 +23,7 @@ type Service struct {
 	tcp   *transport.TCP  // nil when "tcp" is not in Protocols
 	quic  *transport.QUIC // nil when "quic" is not in Protocols
 	node  *actors.Node
+	cache *bootstrap.Cache // nil without a bootstrap file
 }
 
 // New starts a Service: it loads or creates the node key, binds the listeners (TCP,
@@ -274,4 +276,14 @@ func (s *Service) Close() error {
 		s.quic.Close()
 	}
 	return nil
+}
+
+// BootstrapEntries lists the contacts the bootstrap cache has learned, best first:
+// nodes this node was directly connected to or heard of. Hard-coded Contacts are not
+// listed. Nil without a cache (no DataDir and no absolute BootstrapFile).
+func (s *Service) BootstrapEntries() []BootstrapEntry {
+	if s.cache == nil {
+		return nil
+	}
+	return s.cache.Entries()
 }

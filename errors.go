@@ -1,6 +1,9 @@
 package crust
 
-import "github.com/crust-p2p/crust/actors"
+import (
+	"github.com/crust-p2p/crust/actors"
+	"github.com/crust-p2p/crust/bootstrap"
+)
 
 // Errors returned by Service methods; compare with errors.Is.
 var (
@@ -16,4 +19,9 @@ var (
 	ErrSelf = actors.ErrSelf
 	// ErrMessageTooLarge: the message exceeds Config.MaxMessageSize.
 	ErrMessageTooLarge = actors.ErrMessageTooLarge
+	// ErrBlocked: the NodeID is on the Blacklist, or not on a non-empty Whitelist.
+	ErrBlocked = actors.ErrBlocked
+	// ErrLocked: another process (or Service) uses the data directory's bootstrap
+	// cache; the error names the lock file.
+	ErrLocked = bootstrap.ErrLocked
 )

@@ -1,6 +1,9 @@
 package crust
 
-import "github.com/crust-p2p/crust/actors"
+import (
+	"github.com/crust-p2p/crust/actors"
+	"github.com/crust-p2p/crust/bootstrap"
+)
 
 // Event is what Events delivers: one of PeerConnected, PeerLost, Message,
 // ListenerStarted, ListenerFailed.
@@ -41,3 +44,7 @@ const (
 	StepQUICDirect = actors.StepQUICDirect
 	StepQUICPunch  = actors.StepQUICPunch
 )
+
+// BootstrapEntry is one learned contact in the bootstrap cache, as listed by
+// BootstrapEntries: endpoints, last direct success, failures since.
+type BootstrapEntry = bootstrap.Entry

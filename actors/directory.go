@@ -27,6 +27,11 @@ type PeerInfo struct {
 	Since time.Time
 	// Outbound reports whether we dialled the live connection.
 	Outbound bool
+	// BytesIn and BytesOut count message payload bytes received from and sent to
+	// the peer since it connected; MsgsIn and MsgsOut count the messages.
+	BytesIn, BytesOut uint64
+	// MsgsIn and MsgsOut count messages received and sent since it connected.
+	MsgsIn, MsgsOut uint64
 }
 
 // Directory is the data plane's view of connected peers: NodeID → send queue and info.

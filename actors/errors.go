@@ -23,6 +23,10 @@ var ErrSelf = errors.New("cannot connect to self")
 // ErrMessageTooLarge is returned by Send for a message over the maximum message size.
 var ErrMessageTooLarge = errors.New("message larger than the maximum message size")
 
+// ErrBlocked is returned for a NodeID the node's policy refuses (blacklisted, or not
+// whitelisted).
+var ErrBlocked = errors.New("peer blocked by the whitelist or blacklist")
+
 // errAborted marks a connection goroutine stopped by its owner.
 var errAborted = errors.New("connection closed locally")
 
