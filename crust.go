@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -46,6 +47,14 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, ident: ident}
+	policy := actors.NewPolicy(cfg.Whitelist, cfg.Blacklist)
+	// The cache first: a second process on the data directory fails here, before it
+	// binds anything.
+	cache, err := openCache(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = cache
 	var (
 		transports []transport.Transport
 		listeners  []transport.Listener
@@ -58,6 +67,7 @@ func New(cfg Config) (*Service, error) {
 		MaxFrameSize:     cfg.MaxFrameSize,
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		Endpoints:        s.Endpoints, // Hello lists both protocols' endpoints
+		Allow:            policy.Allowed,
 		Log:              cfg.Log,
 	}
 	quicAddrs := cfg.ListenAddrs
@@ -106,11 +116,13 @@ func New(cfg Config) (*Service, error) {
 	}
 	if len(listeners) == 0 {
 		s.closeListeners(nil)
+		s.closeCache()
 		return nil, fmt.Errorf("no listen address could be bound: %v", errs)
 	}
 	beacons, err := listenBeacons(cfg, ident.ID())
 	if err != nil {
 		s.closeListeners(listeners)
+		s.closeCache()
 		return nil, err
 	}
 	tcpPort, quicPort := listenPort(listeners, "tcp"), listenPort(listeners, "quic")
@@ -137,9 +149,15 @@ func New(cfg Config) (*Service, error) {
 		MaxPendingBytes:      cfg.MaxPendingBytes,
 		OnMessage:            cfg.OnMessage,
 		StepTimeout:          cfg.StepTimeout,
+		Bootstrap:            cache,
+		Contacts:             cfg.Contacts,
+		BootstrapParallel:    cfg.BootstrapParallel,
+		BootstrapPeers:       cfg.BootstrapPeers,
+		Policy:               policy,
 	})
 	if err != nil {
 		s.closeListeners(listeners)
+		s.closeCache()
 		for _, b := range beacons {
 			b.Close()
 		}
@@ -275,7 +293,41 @@ func (s *Service) Close() error {
 	if s.quic != nil {
 		s.quic.Close()
 	}
-	return nil
+	return s.closeCache()
+}
+
+// openCache opens the bootstrap cache named by cfg, or returns nil when there is no
+// file to keep it in.
+func openCache(cfg Config) (*bootstrap.Cache, error) {
+	dir, name := cfg.DataDir, cfg.BootstrapFile
+	if filepath.IsAbs(name) {
+		dir, name = filepath.Dir(name), filepath.Base(name)
+	} else if name != "" && dir != "" {
+		dir, name = filepath.Split(filepath.Join(dir, name))
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	return bootstrap.Open(bootstrap.Config{
+		Dir:       dir,
+		FileName:  name,
+		Max:       cfg.BootstrapMax,
+		HardCoded: cfg.Contacts,
+		Logger:    cfg.Log,
+	})
+}
+
+// closeCache saves and unlocks the bootstrap cache, if there is one; the save error
+// is logged and returned.
+func (s *Service) closeCache() error {
+	if s.cache == nil {
+		return nil
+	}
+	err := s.cache.Close()
+	if err != nil {
+		s.cfg.Log.Error("saving the bootstrap cache failed", "file", s.cache.Path(), "err", err)
+	}
+	return err
 }
 
 // BootstrapEntries lists the contacts the bootstrap cache has learned, best first:

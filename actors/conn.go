@@ -44,6 +44,8 @@ type connState struct {
 	// it ever carried data: whatever data still comes is dropped, so the reader can
 	// reach the peer's Goodbye.
 	discard atomic.Bool
+	// traffic counts what the reader hands on, once the connection is live.
+	traffic atomic.Pointer[traffic]
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it
@@ -69,6 +71,7 @@ type connState struct {
 // connection's writer is through), writing Activate first when activate is set.
 type enableData struct {
 	queue    *sendQueue
+	traffic  *traffic // counts what is written
 	after    <-chan struct{}
 	activate bool
 	seq      uint64 // of the Activate
@@ -151,6 +154,7 @@ func (cs *connState) readLoop() {
 			batch, batchBytes = batch[:0], 0
 			return true
 		}
+		cs.traffic.Load().received(len(batch), batchBytes)
 		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
 		batchBytes = 0
@@ -185,6 +189,7 @@ func (cs *connState) readLoop() {
 				cs.stalled.Store(true)
 				inHandler = true
 			}
+			cs.traffic.Load().received(1, len(f.Data))
 			handler(Message{From: from, Data: f.Data})
 		case wire.Ping:
 			cs.control(wire.Pong(m))
@@ -229,12 +234,14 @@ func (cs *connState) writeLoop() {
 func (cs *connState) write() error {
 	var (
 		pending *sendQueue      // enabled, waiting for the previous writer
+		counts  *traffic        // pending's counters
 		after   <-chan struct{} // closed when the previous writer is done; nil: not waiting
 		q       *sendQueue
+		t       *traffic
 		ready   chan struct{} // nil until enabled: a nil channel never fires
 	)
 	enable := func(en enableData) error {
-		pending, after = en.queue, en.after
+		pending, counts, after = en.queue, en.traffic, en.after
 		if en.activate {
 			return cs.conn.Write(wire.Activate{Seq: en.seq, After: en.prev})
 		}
@@ -252,7 +259,7 @@ func (cs *connState) write() error {
 				return err
 			}
 		case <-after:
-			q, ready, after = pending, pending.ready, nil
+			q, t, ready, after = pending, counts, pending.ready, nil
 		case <-ready:
 		case g := <-cs.bye:
 			// An Activate decided before this Goodbye still goes first, so the peer
@@ -274,7 +281,7 @@ func (cs *connState) write() error {
 			return errAborted
 		}
 		if ready != nil {
-			if err := cs.writeQueued(q); err != nil {
+			if err := cs.writeQueued(q, t); err != nil {
 				return err
 			}
 		}
@@ -286,18 +293,21 @@ func (cs *connState) write() error {
 
 // writeQueued writes everything in the queue, repeatedly, until it is empty or a
 // Goodbye or abort is pending.
-func (cs *connState) writeQueued(q *sendQueue) error {
+func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 	for len(cs.bye) == 0 {
 		batch, chunks := q.pop()
 		if len(batch) == 0 {
 			q.recycle(batch, chunks)
 			return nil
 		}
+		size := 0
 		for _, msg := range batch {
 			if err := cs.conn.WriteData(msg); err != nil {
 				return err
 			}
+			size += len(msg)
 		}
+		t.sent(len(batch), size)
 		q.recycle(batch, chunks)
 		select {
 		case <-cs.abort:

@@ -51,7 +51,31 @@ type link struct {
 
 // linkStats are the parts of a peer's entry that change often, updated in place.
 type linkStats struct {
-	rtt atomic.Int64 // smoothed RTT, ns
+	rtt     atomic.Int64 // smoothed RTT, ns
+	traffic *traffic     // the session's counters
+}
+
+// traffic counts one session's messages and payload bytes each way. The connections
+// of the session add to it: readers as they hand messages on, writers as they write.
+type traffic struct {
+	bytesIn, bytesOut atomic.Uint64
+	msgsIn, msgsOut   atomic.Uint64
+}
+
+// received counts n messages of size bytes in all; nil-safe.
+func (t *traffic) received(n, size int) {
+	if t != nil {
+		t.msgsIn.Add(uint64(n))
+		t.bytesIn.Add(uint64(size))
+	}
+}
+
+// sent counts n messages of size bytes in all; nil-safe.
+func (t *traffic) sent(n, size int) {
+	if t != nil {
+		t.msgsOut.Add(uint64(n))
+		t.bytesOut.Add(uint64(size))
+	}
 }
 
 // NewDirectory returns an empty Directory.
@@ -72,8 +96,8 @@ func (d *Directory) change(f func(map[identity.NodeID]*link)) {
 
 // add publishes (or replaces) the entry for info.ID and returns it; its stats may be
 // updated in place.
-func (d *Directory) add(info PeerInfo, q *sendQueue) *link {
-	l := &link{queue: q, info: info, stats: &linkStats{}}
+func (d *Directory) add(info PeerInfo, q *sendQueue, t *traffic) *link {
+	l := &link{queue: q, info: info, stats: &linkStats{traffic: t}}
 	l.stats.rtt.Store(int64(info.RTT))
 	d.change(func(m map[identity.NodeID]*link) { m[info.ID] = l })
 	return l
@@ -97,8 +121,18 @@ func (d *Directory) Peers() []PeerInfo {
 	for _, l := range m {
 		info := l.info
 		info.RTT = time.Duration(l.stats.rtt.Load())
+		if t := l.stats.traffic; t != nil {
+			info.BytesIn, info.BytesOut = t.bytesIn.Load(), t.bytesOut.Load()
+			info.MsgsIn, info.MsgsOut = t.msgsIn.Load(), t.msgsOut.Load()
+		}
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.Less(out[j].ID) })
 	return out
 }
+
+// count returns how many peers are connected.
+func (d *Directory) count() int { return len(*d.peers.Load()) }
+
+// connected reports whether id is connected.
+func (d *Directory) connected(id identity.NodeID) bool { return (*d.peers.Load())[id] != nil }

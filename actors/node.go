@@ -10,6 +10,7 @@ import (
 	"github.com/anthdm/hollywood/actor"
 
 	"github.com/crust-p2p/crust/beacon"
+	"github.com/crust-p2p/crust/bootstrap"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -68,6 +69,22 @@ type Config struct {
 	StepTimeout time.Duration
 	// Puncher runs the hole-punch steps of the ladder. Default: none; they are skipped.
 	Puncher Puncher
+	// Bootstrap, if set, is the bootstrap cache: a Bootstrap actor dials its contacts
+	// at start and records how direct connections go. The caller closes it after the
+	// Node. Default: none.
+	Bootstrap *bootstrap.Cache
+	// Contacts are hard-coded contacts, dialled at start when there is no Bootstrap
+	// cache (a cache has them already, first).
+	Contacts []transport.Contact
+	// BootstrapParallel is how many bootstrap contacts are dialled at once. Default: 4.
+	BootstrapParallel int
+	// BootstrapPeers is how many connected peers end the bootstrap. Default: 8.
+	BootstrapPeers int
+	// SaveDelay is how long after a change the bootstrap cache is saved, so a burst
+	// of changes costs one write. Default: 1 s.
+	SaveDelay time.Duration
+	// Policy decides which NodeIDs are dialled and accepted. Default: everyone.
+	Policy *Policy
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
@@ -96,6 +113,9 @@ func (c *Config) setDefaults() {
 	def(&c.DialStagger, 250*time.Millisecond)
 	def(&c.StepTimeout, 5*time.Second)
 	def(&c.AnnounceInterval, 30*time.Second)
+	def(&c.SaveDelay, time.Second)
+	defInt(&c.BootstrapParallel, 4)
+	defInt(&c.BootstrapPeers, 8)
 	defInt(&c.MaxPendingHandshakes, 64)
 	defInt(&c.SendQueueMessages, 4096)
 	defInt(&c.SendQueueBytes, 16<<20)
@@ -122,6 +142,15 @@ type node struct {
 	ctx       context.Context // cancelled when the Node closes: stops dials and handshakes
 	wg        sync.WaitGroup  // every goroutine a Node starts, but dials
 	dialWG    sync.WaitGroup  // dial goroutines: waited for before the actors stop
+	// bootstrap is the Bootstrap actor, if there is a cache: peers report to it.
+	bootstrap atomic.Pointer[actor.PID]
+}
+
+// report tells the Bootstrap actor, if any, how a connection went.
+func (n *node) report(o connOutcome) {
+	if pid := n.bootstrap.Load(); pid != nil && n.ctx.Err() == nil {
+		n.engine.Send(pid, o)
+	}
 }
 
 // Node is a running crust node: the actors, the listeners and the data plane.

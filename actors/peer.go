@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,6 +50,7 @@ type peer struct {
 	connected bool       // the application saw PeerConnected and no PeerLost since
 	lostWhy   string     // non-empty: lost; PeerLost waits for older connections to drain
 	queue     *sendQueue // while connected
+	traffic   *traffic   // the session's counters, while connected
 	link      *link      // our entry in the Directory, while connected
 	info      PeerInfo
 	expecting time.Time // larger side: the peer said another connection is live; its Activate is due
@@ -242,6 +244,9 @@ func (p *peer) dialed(c *actor.Context, r dialResult) {
 	p.dialing, p.dialCancel = false, nil
 	if r.err != nil {
 		p.lastErr = r.err
+		if !errors.Is(r.err, ErrClosed) && !errors.Is(r.err, context.Canceled) {
+			p.n.report(connOutcome{contact: transport.Contact{ID: p.id}, at: p.n.clock.Now()})
+		}
 		return
 	}
 	p.adopt(c, r.conn, r.step, r.tried)
@@ -290,6 +295,7 @@ func (p *peer) control(m connControl) {
 			// peer may have sent data on it before moving on: deliver that first.
 			p.n.log.Debug("stale Activate: draining the connection", "peer", p.id.Short(), "seq", msg.Seq, "newest", p.actSeq)
 			cs.wasActive, cs.activeSeq, cs.afterSeq, cs.awaitingAct = true, msg.Seq, msg.After, time.Time{}
+			cs.traffic.Store(p.traffic)
 		default:
 			if msg.After == 0 && (p.connected || p.draining()) {
 				// Nothing comes before this connection: the peer started a new session
@@ -340,18 +346,21 @@ func (p *peer) activate(cs *connState, seq uint64) {
 	}
 	if p.queue == nil {
 		p.queue = newSendQueue(p.n.cfg.SendQueueMessages, p.n.cfg.SendQueueBytes)
+		p.traffic = &traffic{}
 	}
+	cs.traffic.Store(p.traffic)
 	if !p.connected {
 		p.connected = true
 		p.info = info
-		p.link = p.n.dir.add(info, p.queue)
+		p.n.report(sessionOutcome(cs.conn, p.n.clock.Now()))
+		p.link = p.n.dir.add(info, p.queue, p.traffic)
 		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})
 	} else {
 		info.Since, info.RTT = p.info.Since, p.info.RTT
 		p.info = info
-		p.link = p.n.dir.add(info, p.queue)
+		p.link = p.n.dir.add(info, p.queue, p.traffic)
 	}
-	cs.enable <- enableData{queue: p.queue, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq}
+	cs.enable <- enableData{queue: p.queue, traffic: p.traffic, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq}
 	p.lastWriterDone, p.lastWriterSeq = cs.writerDone, seq
 	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound, "seq", seq)
 }
@@ -484,7 +493,7 @@ func (p *peer) closeQueue() {
 	if p.queue != nil {
 		p.n.dir.remove(p.id)
 		p.queue.close()
-		p.queue, p.link = nil, nil
+		p.queue, p.link, p.traffic = nil, nil, nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 
+	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
@@ -33,6 +34,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
 			s.listeners = append(s.listeners, pid)
 		}
+		if s.n.cfg.Bootstrap != nil || len(s.n.cfg.Contacts) > 0 {
+			pid := c.SpawnChild(newBootstrapActor(s.n, s.n.cfg.Bootstrap, c.PID()), "bootstrap", spawnOpts(s.n.log, "0")...)
+			s.n.bootstrap.Store(pid)
+		}
 		if b := s.n.cfg.Beacons; len(b) > 0 {
 			// Stopped with the listeners at shutdown: no new peers once we leave.
 			pid := c.SpawnChild(newBeaconActor(s.n, b, c.PID(), s.n.cfg.BeaconTCPPort, s.n.cfg.BeaconQUICPort), "beacon", spawnOpts(s.n.log, "0")...)
@@ -47,6 +52,8 @@ func (s *supervisor) Receive(c *actor.Context) {
 			msg.Result <- ErrSelf
 		case msg.Contact.ID.IsZero():
 			msg.Result <- fmt.Errorf("connecting: %w: zero NodeID", identity.ErrBadNodeID)
+		case !s.n.cfg.Policy.Allowed(msg.Contact.ID):
+			msg.Result <- fmt.Errorf("connecting to %s: %w", msg.Contact.ID.Short(), ErrBlocked)
 		default:
 			c.Send(s.peer(c, msg.Contact.ID), msg)
 		}
@@ -62,6 +69,13 @@ func (s *supervisor) Receive(c *actor.Context) {
 		if s.shuttingDown || id == s.n.self || id.IsZero() {
 			return
 		}
+		if !s.n.cfg.Policy.Allowed(id) {
+			s.n.log.Debug("ignoring a blocked peer", "peer", id.Short(), "via", msg.Via)
+			return
+		}
+		if pid := s.n.bootstrap.Load(); pid != nil {
+			c.Send(pid, contactsHeard{contacts: []transport.Contact{msg.Contact}})
+		}
 		s.n.log.Debug("peer seen", "peer", id.Short(), "via", msg.Via)
 		// Connect, unless it is connected already (the peer actor answers at once).
 		c.Send(s.peer(c, id), ConnectPeer{Contact: msg.Contact, Result: make(chan error, 1)})
@@ -72,6 +86,9 @@ func (s *supervisor) Receive(c *actor.Context) {
 			msg.Conn.Close()
 		case id == s.n.self:
 			s.n.log.Warn("closing a connection to ourselves", "addr", msg.Conn.RemoteAddr())
+			msg.Conn.Close()
+		case !s.n.cfg.Policy.Allowed(id):
+			s.n.log.Debug("refusing a connection from a blocked peer", "peer", id.Short(), "addr", msg.Conn.RemoteAddr())
 			msg.Conn.Close()
 		default:
 			c.Send(s.peer(c, id), msg)

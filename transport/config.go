@@ -28,6 +28,10 @@ type Common struct {
 	// Endpoints returns what Hello advertises as our endpoints. Default: the
 	// transport's own listen endpoints.
 	Endpoints func() []Endpoint
+	// Allow, if set, is asked on the accepting side once TLS has proven the peer's
+	// NodeID: a node it refuses gets a Goodbye{blocked} instead of our Hello, and the
+	// handshake fails with ErrBlocked. Default: everyone is accepted.
+	Allow func(identity.NodeID) bool
 	// Log receives debug logs. Default: slog.Default().
 	Log *slog.Logger
 }

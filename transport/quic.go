@@ -242,7 +242,7 @@ func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, ou
 			qc.CloseWithError(quicCodeClosed, "")
 		}()
 	}
-	if err := c.exchangeHello(q.cfg.Clock, helloFor(q.cfg.Identity.ID(), q.cfg.Endpoints(), qc.RemoteAddr())); err != nil {
+	if err := c.exchangeHello(&q.cfg.Common, helloFor(q.cfg.Identity.ID(), q.cfg.Endpoints(), qc.RemoteAddr())); err != nil {
 		return nil, err
 	}
 	if !stop() {

@@ -138,7 +138,7 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 		return nil, err
 	}
 	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, want != nil, t.cfg.MaxFrameSize)
-	if err := c.exchangeHello(t.cfg.Clock, helloFor(t.cfg.Identity.ID(), t.cfg.Endpoints(), raw.RemoteAddr())); err != nil {
+	if err := c.exchangeHello(&t.cfg.Common, helloFor(t.cfg.Identity.ID(), t.cfg.Endpoints(), raw.RemoteAddr())); err != nil {
 		return nil, err
 	}
 	if want == nil {
@@ -157,9 +157,17 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 
 // exchangeHello sends ours and reads theirs; the dialer's time from sending to
 // receiving is one round trip, since the acceptor sends its Hello as soon as its TLS
-// handshake completes.
-func (c *streamConn) exchangeHello(clock Clock, ours *wire.Hello) error {
+// handshake completes. An acceptor whose cfg.Allow refuses the peer sends Goodbye
+// instead and fails with ErrBlocked.
+func (c *streamConn) exchangeHello(cfg *Common, ours *wire.Hello) error {
+	clock := cfg.Clock
 	start := clock.Now()
+	if !c.outbound && cfg.Allow != nil && !cfg.Allow(c.peer) {
+		if c.fw.Write(wire.Goodbye{Reason: wire.ReasonBlocked}) == nil {
+			c.fw.Flush()
+		}
+		return fmt.Errorf("%w: %s", ErrBlocked, c.peer.Short())
+	}
 	if err := c.fw.Write(ours); err != nil {
 		return fmt.Errorf("sending Hello: %w", err)
 	}
@@ -175,6 +183,9 @@ func (c *streamConn) exchangeHello(clock Clock, ours *wire.Hello) error {
 		return fmt.Errorf("reading Hello: %w", err)
 	}
 	c.rtt = clock.Now().Sub(start)
+	if g, ok := m.(wire.Goodbye); ok {
+		return fmt.Errorf("%w: %q", ErrRefused, g.Reason)
+	}
 	h, ok := m.(*wire.Hello)
 	if !ok {
 		return fmt.Errorf("%w: first frame is type %d", ErrBadHello, m.Type())

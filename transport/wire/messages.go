@@ -70,6 +70,8 @@ const (
 	ReasonTimeout = "timeout"
 	// ReasonProtocol is sent when the peer broke the protocol.
 	ReasonProtocol = "protocol error"
+	// ReasonBlocked is sent in place of a Hello to a node our policy refuses.
+	ReasonBlocked = "blocked"
 )
 
 // Activate is sent by the node with the smaller NodeID on the connection it chose to

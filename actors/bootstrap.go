@@ -1,0 +1,192 @@
+package actors
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+
+	"github.com/crust-p2p/crust/bootstrap"
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// bootstrapActor owns the bootstrap cache (if there is none, it only dials the
+// hard-coded contacts). At start it dials the cache's contacts
+// (hard-coded first, then learned ones by rank), BootstrapParallel at a time, until
+// BootstrapPeers peers are connected or every contact was tried: Crust's bootstrap.
+// Afterwards it records how direct connections went, learns contacts heard of, and
+// saves the cache a moment after each change (SaveDelay), so a burst of changes costs
+// one write.
+type bootstrapActor struct {
+	n          *node
+	cache      *bootstrap.Cache
+	supervisor *actor.PID
+	self       *actor.PID
+
+	todo      []transport.Contact
+	inFlight  int
+	connected int  // bootstrap dials that succeeded
+	done      bool // every contact tried, or enough peers
+	saveTimer *time.Timer
+}
+
+// connOutcome reports to the Bootstrap actor how a direct connection went: success
+// with the peer's endpoints, or a failed dial.
+type connOutcome struct {
+	contact transport.Contact
+	ok      bool
+	// learnOnly: the peer reached us (inbound), so its endpoints are learned
+	// without counting as a success of ours.
+	learnOnly bool
+	at        time.Time
+}
+
+// bootstrapDialed reports the end of one bootstrap dial.
+type bootstrapDialed struct {
+	id  identity.NodeID
+	err error
+}
+
+// contactsHeard hands the Bootstrap actor contacts learned by other means (the LAN
+// beacon).
+type contactsHeard struct{ contacts []transport.Contact }
+
+// saveTick asks the Bootstrap actor to save the cache.
+type saveTick struct{}
+
+func newBootstrapActor(n *node, cache *bootstrap.Cache, supervisor *actor.PID) actor.Producer {
+	return func() actor.Receiver {
+		return &bootstrapActor{n: n, cache: cache, supervisor: supervisor}
+	}
+}
+
+func (b *bootstrapActor) Receive(c *actor.Context) {
+	switch msg := c.Message().(type) {
+	case actor.Initialized:
+	case actor.Started:
+		b.self = c.PID()
+		contacts := b.n.cfg.Contacts
+		if b.cache != nil {
+			contacts = b.cache.Contacts(0) // the hard-coded ones first
+		}
+		for _, ct := range contacts {
+			if ct.ID != b.n.self && b.n.cfg.Policy.Allowed(ct.ID) {
+				b.todo = append(b.todo, ct)
+			}
+		}
+		b.n.log.Info("bootstrap: starting", "contacts", len(b.todo), "parallel", b.n.cfg.BootstrapParallel, "enough", b.n.cfg.BootstrapPeers)
+		b.next(c)
+	case bootstrapDialed:
+		b.inFlight--
+		switch {
+		case msg.err == nil:
+			b.connected++
+			b.n.log.Debug("bootstrap: connected", "peer", msg.id.Short())
+		case errors.Is(msg.err, ErrClosed):
+			b.todo = nil
+		default:
+			b.n.log.Debug("bootstrap: contact failed", "peer", msg.id.Short(), "err", msg.err)
+		}
+		b.next(c)
+	case connOutcome:
+		if b.cache == nil {
+			return
+		}
+		switch {
+		case msg.learnOnly:
+			b.cache.Add(msg.contact)
+		case msg.ok:
+			b.cache.RecordSuccess(msg.contact, msg.at)
+		default:
+			b.cache.RecordFailure(msg.contact.ID, msg.at)
+		}
+		b.saveSoon()
+	case contactsHeard:
+		if b.cache == nil {
+			return
+		}
+		b.cache.Add(msg.contacts...)
+		b.saveSoon()
+	case saveTick:
+		b.saveTimer = nil
+		if err := b.cache.Save(); err != nil {
+			b.n.log.Warn("bootstrap: saving the cache failed; will retry on the next change", "file", b.cache.Path(), "err", err)
+		}
+	case actor.Stopped:
+		if b.saveTimer != nil {
+			b.saveTimer.Stop()
+		}
+	}
+}
+
+// next starts dials while there is room, contacts are left, and not enough peers are
+// connected.
+func (b *bootstrapActor) next(c *actor.Context) {
+	for b.inFlight < b.n.cfg.BootstrapParallel && len(b.todo) > 0 {
+		if b.n.dir.count() >= b.n.cfg.BootstrapPeers {
+			b.n.log.Info("bootstrap: enough peers connected", "peers", b.n.dir.count(), "untried", len(b.todo))
+			b.todo = nil
+			break
+		}
+		ct := b.todo[0]
+		b.todo = b.todo[1:]
+		if b.n.dir.connected(ct.ID) {
+			continue
+		}
+		b.inFlight++
+		res := make(chan error, 1)
+		c.Send(b.supervisor, ConnectPeer{Contact: ct, Result: res})
+		n, self, id := b.n, b.self, ct.ID
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			select {
+			case err := <-res:
+				n.engine.Send(self, bootstrapDialed{id: id, err: err})
+			case <-n.ctx.Done():
+			}
+		}()
+	}
+	if b.inFlight == 0 && len(b.todo) == 0 && !b.done {
+		b.done = true
+		b.n.log.Info("bootstrap: done", "connected", b.connected, "peers", b.n.dir.count())
+	}
+}
+
+// saveSoon schedules a save SaveDelay from now unless one is scheduled already.
+func (b *bootstrapActor) saveSoon() {
+	if b.saveTimer != nil || !b.cache.Dirty() {
+		return
+	}
+	n, self := b.n, b.self
+	b.saveTimer = time.AfterFunc(n.cfg.SaveDelay, func() {
+		if n.ctx.Err() == nil {
+			n.engine.Send(self, saveTick{})
+		}
+	})
+}
+
+// sessionOutcome is what a new session tells the Bootstrap actor: for a connection we
+// dialled, a success at the endpoint dialled and the endpoints the peer lists in its
+// Hello; for one the peer dialled, only those endpoints, learned.
+func sessionOutcome(conn transport.Conn, at time.Time) connOutcome {
+	ct := transport.Contact{ID: conn.PeerID()}
+	if conn.Outbound() {
+		if ep, err := transport.ParseEndpoint(conn.Proto() + "://" + transport.AddrPortOf(conn.RemoteAddr()).String()); err == nil {
+			ct.Endpoints = append(ct.Endpoints, ep)
+		}
+	}
+	if h := conn.PeerHello(); h != nil {
+		for _, s := range h.Endpoints {
+			if len(ct.Endpoints) >= transport.MaxContactEndpoints {
+				break
+			}
+			if ep, err := transport.ParseEndpoint(s); err == nil && !slices.Contains(ct.Endpoints, ep) {
+				ct.Endpoints = append(ct.Endpoints, ep)
+			}
+		}
+	}
+	return connOutcome{contact: ct, ok: conn.Outbound(), learnOnly: !conn.Outbound(), at: at}
+}
