@@ -15,6 +15,15 @@ import (
 // NewLogger returns a text logger to w at the named level: off, error, warn, info or
 // debug (any case); "off" discards everything.
 func NewLogger(level string, w io.Writer) (*slog.Logger, error) {
+	return newLogger(level, w, false)
+}
+
+// NewJSONLogger is NewLogger with one JSON object per line, for log collectors.
+func NewJSONLogger(level string, w io.Writer) (*slog.Logger, error) {
+	return newLogger(level, w, true)
+}
+
+func newLogger(level string, w io.Writer, json bool) (*slog.Logger, error) {
 	var l slog.Level
 	switch strings.ToLower(level) {
 	case "off":
@@ -30,7 +39,11 @@ func NewLogger(level string, w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("-loglevel %q: want off, error, warn, info or debug", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 // Printer writes whole lines to w from any goroutine, each stamped with the seconds

@@ -24,6 +24,19 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
+func TestNewJSONLogger(t *testing.T) {
+	var out bytes.Buffer
+	log, err := NewJSONLogger("info", &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hidden")
+	log.Info("shown", "k", 1)
+	if got := out.String(); !regexp.MustCompile(`^\{"time":.*"level":"INFO","msg":"shown","k":1\}\n$`).MatchString(got) {
+		t.Errorf("JSON logger wrote %q", got)
+	}
+}
+
 func TestPrinter(t *testing.T) {
 	var out bytes.Buffer
 	p := NewPrinter(&out)
