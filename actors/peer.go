@@ -485,7 +485,7 @@ func (p *peer) emitLost() {
 	p.connected = false
 	p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
 	p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy})
-	p.n.log.Info("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
+	p.n.log.Debug("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
 	p.lostWhy = ""
 }
 

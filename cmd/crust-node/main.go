@@ -1,0 +1,46 @@
+// Command crust-node is the crust daemon: one node that keeps direct, encrypted
+// connections to its peers, remembers them in a bootstrap cache, and is driven by a
+// routing layer (or a person) through a local admin API.
+//
+// Run the daemon:
+//
+//	crust-node [--config PATH|-] [--loglevel off|error|warn|info|debug] [--log-json]
+//	crust-node --print-default
+//
+// With no --config it runs on the defaults (--print-default shows them, as TOML with
+// a comment per key); --config - reads the config from standard input. SIGINT or
+// SIGTERM stops it cleanly: Goodbye to every peer, the bootstrap cache saved, exit 0.
+//
+// Talk to a running daemon (through its admin socket, found from the same config, or
+// named with --admin):
+//
+//	crust-node self                    this node: ID, contact, endpoints
+//	crust-node peers [--json]          connected peers
+//	crust-node connect CONTACT         connect to a contact ("id@tcp://host:port,...")
+//	crust-node disconnect ID           disconnect a peer
+//	crust-node send ID TEXT            send a message
+//	crust-node bootstrap [--json]      the bootstrap cache's entries
+//	crust-node events [--json]         follow connections, losses and messages
+//
+// Each takes --admin ADDR (unix:///path or tcp://127.0.0.1:PORT), --config PATH or
+// --data-dir DIR to find the daemon, and --timeout.
+package main
+
+import (
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if cmd, ok := commands[args[0]]; ok {
+			return runCommand(cmd, args[0], args[1:], stdout, stderr)
+		}
+	}
+	return runDaemon(args, stdin, stdout, stderr)
+}
