@@ -375,4 +375,3 @@ func TestCLINoDaemon(t *testing.T) {
 		t.Fatalf("send with one argument: exit %d, want 2", code)
 	}
 }
-
