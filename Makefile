@@ -1,7 +1,9 @@
 # crust: build, run, test, benchmark and fuzz. Needs only Go (the version in go.mod)
 # and, for the recipes, bash; Go modules come from the module proxy.
 #
-#   make run                     the loopback demo (Ctrl-C to stop); DEMOFLAGS="-nodes 5"
+#   make run                     three crust-node daemons on loopback, live peers view
+#                                (Ctrl-C stops them); NODES=5, RUN_SECONDS=10
+#   make demo                    the in-process demo (crust-demo); DEMOFLAGS="-nodes 5"
 #   make test                    go vet, then every test with the race detector
 #   make fuzz FUZZTIME=10s       every fuzz target, each for FUZZTIME
 #   make bench                   benchmarks into bench/new.txt (+ benchstat summary)
@@ -15,8 +17,11 @@ GO ?= go
 PKGS ?= ./...
 # How long each fuzz target runs.
 FUZZTIME ?= 30s
-# Flags for the demo, e.g. make run DEMOFLAGS="-nodes 5 -loglevel info".
+# Flags for the in-process demo, e.g. make demo DEMOFLAGS="-nodes 5 -loglevel info".
 DEMOFLAGS ?=
+# make run: how many daemons, and how long to run (0: until Ctrl-C).
+NODES ?= 3
+RUN_SECONDS ?= 0
 # Extra flags for go test, e.g. TESTFLAGS="-run Exchange -v".
 TESTFLAGS ?=
 # How many times each benchmark runs; benchstat wants several.
@@ -35,7 +40,7 @@ export GOFLAGS
 BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 
-.PHONY: build run test bench fuzz lint deps clean
+.PHONY: build run demo test bench fuzz lint deps clean
 
 ## build: compile every package and put the commands (cmd/*) into bin/
 build:
@@ -44,8 +49,14 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	@echo "built: $(addprefix $(BIN)/,$(CMDS))"
 
-## run: build and run the loopback demo (three nodes on 127.0.0.1; Ctrl-C stops it)
+## run: build crust-node, start NODES daemons on loopback (own data dirs in a temp dir, beacon on 127.255.255.255) and show their peers live; Ctrl-C stops them
 run:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/crust-node ./cmd/crust-node
+	NODES=$(NODES) RUN_SECONDS=$(RUN_SECONDS) scripts/run-nodes.sh $(BIN)/crust-node
+
+## demo: build and run the in-process demo (three nodes in one process on 127.0.0.1; Ctrl-C stops it)
+demo:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/crust-demo ./cmd/crust-demo
 	./$(BIN)/crust-demo $(DEMOFLAGS)

@@ -375,3 +375,30 @@ func TestCLINoDaemon(t *testing.T) {
 		t.Fatalf("send with one argument: exit %d, want 2", code)
 	}
 }
+
+// `make run`'s script: NODES daemons find each other, the live view shows the mesh,
+// and they stop cleanly, leaving no temp directory behind.
+func TestRunNodesScript(t *testing.T) {
+	script, err := filepath.Abs("../../scripts/run-nodes.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command("bash", script, binary)
+	cmd.Env = append(os.Environ(), "NODES=3", "RUN_SECONDS=3", fmt.Sprintf("BEACON_PORT=%d", freeUDPPort(t)), "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run-nodes.sh: %v\n%s", err, out)
+	}
+	views := strings.Split(string(out), "crust-node peers, every second")
+	last := views[len(views)-1]
+	if n := strings.Count(last, "2 peer(s)"); n != 3 {
+		t.Fatalf("the last view shows %d nodes with 2 peers, want 3:\n%s", n, last)
+	}
+	if n := strings.Count(last, "stopped cleanly (exit 0)"); n != 3 {
+		t.Fatalf("%d nodes stopped cleanly, want 3:\n%s", n, last)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "crust-run.*")); len(left) != 0 {
+		t.Fatalf("the script left %v behind", left)
+	}
+}
