@@ -235,3 +235,34 @@ func TestPeerTrafficCounters(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A failed dial counts against the contact in the cache; a success resets the count.
+func TestBootstrapRecordsFailures(t *testing.T) {
+	checkLeaks(t)
+	cfg := fastConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.StepTimeout = time.Second
+	a := newNode(t, cfg, nil)
+	b := newNode(t, fastConfig(), nil)
+	contact := b.Contact()
+	connect(t, a, b)
+	b.Close()
+	a.waitLost(contact.ID, 1, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, contact); err == nil {
+		t.Fatal("connected to a closed node")
+	}
+	// The outcome reaches the Bootstrap actor after Connect has returned.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		entries := a.BootstrapEntries()
+		if len(entries) == 1 && entries[0].ID == contact.ID && entries[0].Failures == 1 && !entries[0].LastSuccess.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bootstrap entries %+v, want B with one failure after its success", entries)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

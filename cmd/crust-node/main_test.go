@@ -80,6 +80,8 @@ type daemonProc struct {
 	admin  string
 	stderr *syncBuffer
 	done   chan error
+	// signalled: stop was asked for; a daemon gets one signal only.
+	signalled bool
 }
 
 type syncBuffer struct {
@@ -141,10 +143,14 @@ func startDaemon(t *testing.T, cfg string) *daemonProc {
 }
 
 // stop sends SIGINT and returns the exit error (nil for exit 0). Idempotent.
-func (d *daemonProc) stop() error {
+func (d *daemonProc) stop() error { return d.stopWith(syscall.SIGINT) }
+
+// stopWith sends sig, unless a signal was sent already, and waits for the exit.
+func (d *daemonProc) stopWith(sig os.Signal) error {
 	d.t.Helper()
-	if d.cmd.ProcessState == nil {
-		d.cmd.Process.Signal(syscall.SIGINT)
+	if !d.signalled {
+		d.signalled = true
+		d.cmd.Process.Signal(sig)
 	}
 	select {
 	case err := <-d.done:
@@ -293,8 +299,8 @@ func TestDaemonRestartFromBootstrapFile(t *testing.T) {
 			t.Fatalf("connect printed %q", out)
 		}
 	}
-	if err := a.stop(); err != nil {
-		t.Fatalf("A exited with %v:\n%s", err, a.stderr)
+	if err := a.stopWith(syscall.SIGTERM); err != nil { // as clean as SIGINT
+		t.Fatalf("A exited with %v after SIGTERM:\n%s", err, a.stderr)
 	}
 	a2 := startDaemon(t, loopbackConfig(dirA, 0, ""))
 	if a2.id != a.id {
