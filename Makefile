@@ -38,7 +38,7 @@ GOFLAGS := $(strip -mod=readonly $(filter-out -mod=%,$(shell $(GO) env GOFLAGS 2
 export GOFLAGS
 
 BIN := bin
-CMDS := $(notdir $(wildcard cmd/*))
+CMDS := $(filter-out internal,$(notdir $(wildcard cmd/*)))
 
 .PHONY: build run demo test bench fuzz lint deps clean
 
