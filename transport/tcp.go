@@ -85,6 +85,25 @@ func (t *TCP) Endpoints() []Endpoint {
 	return expandEndpoints(t.cfg.Net, bound, t.cfg.Log)
 }
 
+// DialRaw opens a plain TCP connection (no TLS, no Hello) to raddr from the port of
+// our listener of raddr's family, so it leaves from the address and port peers know us
+// by: STUN over TCP uses it to learn that mapping. It fails if no listener of that
+// family exists.
+func (t *TCP) DialRaw(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
+	for _, l := range t.listeners {
+		local := l.ep.Addr
+		if local.Addr().Is4() != raddr.Addr().Unmap().Is4() {
+			continue
+		}
+		network := "tcp4"
+		if !local.Addr().Is4() {
+			network = "tcp6"
+		}
+		return t.cfg.Net.DialFrom(ctx, network, local.String(), raddr.String())
+	}
+	return nil, fmt.Errorf("dialling %s from our listen port: no TCP listener of that address family", raddr)
+}
+
 // Dial implements Transport.
 func (t *TCP) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
