@@ -15,7 +15,7 @@ import (
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/admin"
-	"github.com/crust-p2p/crust/cmd/crust-node/internal/config"
+	"github.com/crust-p2p/crust/cmd/internal/config"
 	"github.com/crust-p2p/crust/cmd/internal/console"
 )
 

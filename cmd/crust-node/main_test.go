@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/crust-p2p/crust/admin"
-	"github.com/crust-p2p/crust/cmd/crust-node/internal/config"
+	"github.com/crust-p2p/crust/cmd/internal/config"
 )
 
 // binary is the crust-node built by TestMain, run as a process by the tests.

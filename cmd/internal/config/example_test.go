@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/crust-p2p/crust/cmd/crust-node/internal/config"
+	"github.com/crust-p2p/crust/cmd/internal/config"
 )
 
 func ExampleLoad() {
