@@ -109,6 +109,26 @@ type Config struct {
 	// Blacklist are NodeIDs refused, dialled or not; it wins over Whitelist.
 	// Default: none.
 	Blacklist []NodeID
+	// StunServers are STUN servers, "host:port", asked for our external endpoints
+	// and the NAT's mapping behaviour: over UDP from the QUIC socket and over TCP from
+	// the TCP listen port, so the mappings found are the ones peers can use; at start,
+	// every NATRecheck, and when peers start seeing us at a new address. Default:
+	// none (crust asks no public server unless told to; peers' address reflection
+	// works without STUN).
+	StunServers []string
+	// NATRecheck is how often the STUN servers are asked again. Default: 5 min.
+	NATRecheck time.Duration
+	// UPnP turns on port mapping on the LAN's Internet gateway (UPnP IGD): TCP and
+	// UDP mappings for the IPv4 listen port, renewed at half their lease, re-created
+	// after a gateway restart, deleted by Close; peers reach us through them (ladder
+	// step tcp-upnp). It searches the LAN with SSDP multicast. Default: off (the
+	// crust-node daemon turns it on).
+	UPnP bool
+	// UPnPRootURL, if set, is the gateway's root description URL
+	// ("http://192.168.1.1:2189/rootDesc.xml"): no SSDP search. Default: search.
+	UPnPRootURL string
+	// UPnPLease is the lease asked for each mapping. Default: 1 h.
+	UPnPLease time.Duration
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
 	ShutdownGrace time.Duration
 	// Log receives the node's logs. Default: slog.Default().

@@ -13,6 +13,9 @@ import (
 	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/bootstrap"
+	"github.com/crust-p2p/crust/nat"
+	"github.com/crust-p2p/crust/nat/stun"
+	"github.com/crust-p2p/crust/nat/upnp"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -70,6 +73,15 @@ func New(cfg Config) (*Service, error) {
 		Allow:            policy.Allowed,
 		Log:              cfg.Log,
 	}
+	// STUN over UDP shares the QUIC sockets: the QUIC transport hands every non-QUIC
+	// datagram to it, and it sends from those sockets.
+	var stunUDP *stun.UDP
+	if len(cfg.StunServers) > 0 && cfg.protocol("quic") {
+		stunUDP = stun.NewUDP(func(b []byte, to netip.AddrPort) error {
+			_, err := s.quic.WriteTo(b, to)
+			return err
+		})
+	}
 	quicAddrs := cfg.ListenAddrs
 	if cfg.protocol("tcp") {
 		tcp, err := transport.NewTCP(transport.TCPConfig{Common: common})
@@ -84,7 +96,11 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.protocol("quic") {
-		q, err := transport.NewQUIC(transport.QUICConfig{Common: common})
+		qcfg := transport.QUICConfig{Common: common}
+		if stunUDP != nil {
+			qcfg.OnPacket = func(b []byte, from net.Addr) { stunUDP.HandlePacket(b, transport.AddrPortOf(from)) }
+		}
+		q, err := transport.NewQUIC(qcfg)
 		if err != nil {
 			s.closeListeners(listeners)
 			return nil, err
@@ -154,6 +170,10 @@ func New(cfg Config) (*Service, error) {
 		BootstrapParallel:    cfg.BootstrapParallel,
 		BootstrapPeers:       cfg.BootstrapPeers,
 		Policy:               policy,
+		Prober:               s.prober(stunUDP, tcpPort, quicPort),
+		NATRecheck:           cfg.NATRecheck,
+		UPnP:                 s.upnpConfig(),
+		UPnPWant:             upnpWant(listeners),
 	})
 	if err != nil {
 		s.closeListeners(listeners)
@@ -255,9 +275,73 @@ func (s *Service) Endpoints() []Endpoint {
 }
 
 // Contact returns this node's contact, to hand to peers: its ID, its listen endpoints,
-// and its reflected endpoints (how peers saw it).
+// its UPnP mappings, and its reflected endpoints (how STUN servers and peers saw it).
 func (s *Service) Contact() Contact {
-	return Contact{ID: s.ID(), Endpoints: s.Endpoints(), Reflected: s.node.Reflected()}
+	info := s.node.NAT()
+	reflected := info.STUN
+	for _, ep := range s.node.Reflected() {
+		if !slices.Contains(reflected, ep) {
+			reflected = append(reflected, ep)
+		}
+	}
+	return Contact{ID: s.ID(), Endpoints: s.Endpoints(), UPnP: info.UPnP, Reflected: reflected}
+}
+
+// NAT returns what the node knows of the NAT in front of it: the mapping behaviour
+// and external endpoints STUN reported (with StunServers), and the UPnP mappings
+// (with UPnP).
+func (s *Service) NAT() NATInfo { return s.node.NAT() }
+
+// prober returns the STUN prober for the node's sockets, or nil without servers.
+func (s *Service) prober(udp *stun.UDP, tcpPort, quicPort uint16) *nat.Prober {
+	if len(s.cfg.StunServers) == 0 {
+		return nil
+	}
+	p := &nat.Prober{Servers: s.cfg.StunServers, UDP: udp, UDPPort: quicPort, TCPPort: tcpPort, LocalAddrs: s.localAddrs}
+	if s.tcp != nil {
+		p.DialTCP = s.tcp.DialRaw
+	}
+	return p
+}
+
+// localAddrs lists the host's addresses, to tell "no NAT" from STUN's answers.
+func (s *Service) localAddrs() []netip.Addr {
+	addrs, err := s.cfg.Net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+// upnpConfig returns the UPnP mapper's config, or nil when UPnP is off.
+func (s *Service) upnpConfig() *upnp.Config {
+	if !s.cfg.UPnP {
+		return nil
+	}
+	return &upnp.Config{RootURL: s.cfg.UPnPRootURL, Lease: s.cfg.UPnPLease, Description: "crust " + s.ID().Short(), Log: s.cfg.Log}
+}
+
+// upnpWant lists the IPv4 listen sockets to map: TCP listeners and QUIC's UDP ones.
+func upnpWant(lns []transport.Listener) []upnp.Wanted {
+	var want []upnp.Wanted
+	for _, l := range lns {
+		ep := l.Endpoint()
+		if !ep.Addr.Addr().Unmap().Is4() {
+			continue
+		}
+		proto := "tcp"
+		if ep.Proto == "quic" {
+			proto = "udp"
+		}
+		want = append(want, upnp.Wanted{Proto: proto, Internal: ep.Addr})
+	}
+	return want
 }
 
 // Connect connects to the contact and returns once the peer is connected (at once if

@@ -45,6 +45,10 @@ const (
 	StepQUICPunch  = actors.StepQUICPunch
 )
 
+// NATInfo is what a node knows of the NAT in front of it (Service.NAT): the mapping
+// behaviour and external endpoints from STUN, and the UPnP mappings.
+type NATInfo = actors.NATInfo
+
 // BootstrapEntry is one learned contact in the bootstrap cache, as listed by
 // BootstrapEntries: endpoints, last direct success, failures since.
 type BootstrapEntry = bootstrap.Entry

@@ -11,6 +11,8 @@ import (
 
 	"github.com/crust-p2p/crust/beacon"
 	"github.com/crust-p2p/crust/bootstrap"
+	"github.com/crust-p2p/crust/nat"
+	"github.com/crust-p2p/crust/nat/upnp"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -85,6 +87,17 @@ type Config struct {
 	SaveDelay time.Duration
 	// Policy decides which NodeIDs are dialled and accepted. Default: everyone.
 	Policy *Policy
+	// Prober asks STUN servers for our external endpoints and NAT behaviour; a NAT
+	// actor runs it at start, every NATRecheck, and when peers see us at a new
+	// address. Default: none.
+	Prober *nat.Prober
+	// NATRecheck is how often the Prober runs again. Default: 5 min.
+	NATRecheck time.Duration
+	// UPnP, if set, turns on port mapping on the LAN's gateway for UPnPWant; the
+	// mappings are deleted when the node closes. Default: off.
+	UPnP *upnp.Config
+	// UPnPWant are the listen ports to map.
+	UPnPWant []upnp.Wanted
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
@@ -114,6 +127,7 @@ func (c *Config) setDefaults() {
 	def(&c.StepTimeout, 5*time.Second)
 	def(&c.AnnounceInterval, 30*time.Second)
 	def(&c.SaveDelay, time.Second)
+	def(&c.NATRecheck, 5*time.Minute)
 	defInt(&c.BootstrapParallel, 4)
 	defInt(&c.BootstrapPeers, 8)
 	defInt(&c.MaxPendingHandshakes, 64)
@@ -144,6 +158,16 @@ type node struct {
 	dialWG    sync.WaitGroup  // dial goroutines: waited for before the actors stop
 	// bootstrap is the Bootstrap actor, if there is a cache: peers report to it.
 	bootstrap atomic.Pointer[actor.PID]
+	// natPID is the NAT actor; nat is what it knows, published for readers.
+	natPID atomic.Pointer[actor.PID]
+	nat    atomic.Pointer[NATInfo]
+}
+
+// externalChanged tells the NAT actor that a peer saw us at a new address.
+func (n *node) externalChanged() {
+	if pid := n.natPID.Load(); pid != nil && n.ctx.Err() == nil {
+		n.engine.Send(pid, externalChanged{})
+	}
 }
 
 // report tells the Bootstrap actor, if any, how a connection went.
@@ -291,6 +315,14 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 
 // Reflected returns our endpoints as peers saw them, newest first per protocol.
 func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }
+
+// NAT returns what the node knows of the NAT in front of it.
+func (nd *Node) NAT() NATInfo {
+	if p := nd.n.nat.Load(); p != nil {
+		return *p
+	}
+	return NATInfo{Behavior: "unknown"}
+}
 
 // PeerActors returns how many peer actors the node holds: a diagnostic showing that
 // actors for peers that are gone are retired.

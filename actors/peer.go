@@ -258,7 +258,9 @@ func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried [
 		conn.Close()
 		return
 	}
-	p.n.reflected.note(conn)
+	if p.n.reflected.note(conn) {
+		p.n.externalChanged()
+	}
 	cs := newConnState(p.n, c.PID(), conn)
 	cs.kind, cs.tried = kind, tried
 	p.conns[cs] = struct{}{}

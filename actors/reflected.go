@@ -19,17 +19,18 @@ type reflections struct {
 	byProt map[string][]netip.AddrPort
 }
 
-// note records the address the peer of c saw us at. An outbound TCP connection
-// leaves from an ephemeral port nobody can reach, so only inbound TCP counts; QUIC
-// always leaves from the listen socket.
-func (r *reflections) note(c transport.Conn) {
+// note records the address the peer of c saw us at, and reports whether it is one
+// not among those kept (our external address may have changed). An outbound TCP
+// connection leaves from an ephemeral port nobody can reach, so only inbound TCP
+// counts; QUIC always leaves from the listen socket.
+func (r *reflections) note(c transport.Conn) (isNew bool) {
 	h := c.PeerHello()
 	if h == nil || (c.Proto() == "tcp" && c.Outbound()) {
-		return
+		return false
 	}
 	ap, err := netip.ParseAddrPort(h.ObservedAddr)
 	if err != nil || !ap.IsValid() || ap.Port() == 0 {
-		return
+		return false
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	r.mu.Lock()
@@ -37,12 +38,14 @@ func (r *reflections) note(c transport.Conn) {
 	if r.byProt == nil {
 		r.byProt = make(map[string][]netip.AddrPort)
 	}
+	isNew = !slices.Contains(r.byProt[c.Proto()], ap)
 	list := slices.DeleteFunc(r.byProt[c.Proto()], func(a netip.AddrPort) bool { return a == ap })
 	list = append([]netip.AddrPort{ap}, list...)
 	if len(list) > maxReflected {
 		list = list[:maxReflected]
 	}
 	r.byProt[c.Proto()] = list
+	return isNew
 }
 
 // endpoints returns the reflected endpoints, TCP then QUIC, newest first.

@@ -34,6 +34,10 @@ func (s *supervisor) Receive(c *actor.Context) {
 			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
 			s.listeners = append(s.listeners, pid)
 		}
+		if s.n.cfg.Prober != nil || s.n.cfg.UPnP != nil {
+			pid := c.SpawnChild(newNATActor(s.n), "nat", spawnOpts(s.n.log, "0")...)
+			s.n.natPID.Store(pid)
+		}
 		if s.n.cfg.Bootstrap != nil || len(s.n.cfg.Contacts) > 0 {
 			pid := c.SpawnChild(newBootstrapActor(s.n, s.n.cfg.Bootstrap, c.PID()), "bootstrap", spawnOpts(s.n.log, "0")...)
 			s.n.bootstrap.Store(pid)

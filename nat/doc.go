@@ -1,8 +1,6 @@
-// Package nat will hold NAT and firewall traversal: STUN over UDP and TCP to learn the
-// node's external endpoints, detection of the NAT's mapping and filtering behaviour,
-// UPnP port mappings (with lease renewal and removal on stop), TCP and UDP hole
-// punching from the listen port (SO_REUSEADDR + SO_REUSEPORT), and the hop-limited
-// punch that opens a local firewall without NAT.
-//
-// Nothing lives here yet: the package marks where NAT traversal will go.
+// Package nat is NAT and firewall traversal, below the actors: [Prober] asks STUN
+// servers (package nat/stun) how the node's listen sockets look from outside, over UDP
+// from the QUIC socket and over TCP from the TCP listen port, and classifies the NAT's
+// mapping behaviour; package nat/upnp keeps port mappings on the LAN's gateway. Hole
+// punching and the hop-limited firewall punch come next.
 package nat

@@ -50,6 +50,7 @@ for i in $(seq 1 "$nodes"); do
 data_dir = "$node"
 listen_addresses = ["127.0.0.1"]
 listen_port = 0
+upnp = false
 beacon_addresses = ["127.255.255.255"]
 beacon_port = $beacon_port
 announce_interval = "5s"

@@ -131,9 +131,6 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		return err
 	}
 	scfg.DataDir, scfg.Log = dataDir, log
-	if len(cfg.StunServers) > 0 {
-		log.Warn("stun_servers are configured, but this build does not query STUN yet; address reflection from peers is used", "servers", cfg.StunServers)
-	}
 	adminAddr, err := adminURL(cfg, dataDir)
 	if err != nil {
 		return err

@@ -54,7 +54,8 @@ func freeUDPPort(t *testing.T) int {
 }
 
 // loopbackConfig is a daemon config that keeps every packet on loopback: listening on
-// 127.0.0.1, the beacon on 127.255.255.255 at beaconPort (0: beacon off).
+// 127.0.0.1, the beacon on 127.255.255.255 at beaconPort (0: beacon off), no UPnP
+// (its SSDP search would go to the real LAN).
 func loopbackConfig(dataDir string, beaconPort int, extra string) string {
 	beacon := "beacon = false"
 	if beaconPort != 0 {
@@ -63,6 +64,7 @@ func loopbackConfig(dataDir string, beaconPort int, extra string) string {
 	return fmt.Sprintf(`data_dir = %q
 listen_addresses = ["127.0.0.1"]
 listen_port = 0
+upnp = false
 %s
 %s
 [limits]

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,14 @@ func (c Config) check() (crust.Config, []*Error) {
 		if err := checkHostPort(s); err != nil {
 			ch.fail("stun_servers", "%q: %v", s, err)
 		}
+	}
+	lib.StunServers = slices.Clone(c.StunServers)
+	lib.UPnP = c.UPnP
+	if c.UPnPURL != "" {
+		if u, err := url.Parse(c.UPnPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ch.fail("upnp_url", "%q: want an http:// URL like http://192.168.1.1:2189/rootDesc.xml", c.UPnPURL)
+		}
+		lib.UPnPRootURL = c.UPnPURL
 	}
 	if _, _, err := parseAdmin(c.Admin); err != nil {
 		ch.fail("admin", "%v", err)

@@ -44,12 +44,13 @@ type Config struct {
 	// AnnounceInterval (announce_interval) is how often the beacon announces this
 	// node. Default: 30 s.
 	AnnounceInterval Duration `toml:"announce_interval"`
-	// StunServers (stun_servers) are STUN servers, "host:port". The library does not
-	// use them yet. Default: none.
+	// StunServers (stun_servers) are STUN servers, "host:port". Default: none.
 	StunServers []string `toml:"stun_servers"`
-	// UPnP (upnp) allows port mapping on the router. The library does not use it yet.
-	// Default: true.
+	// UPnP (upnp) allows port mapping on the router. Default: true.
 	UPnP bool `toml:"upnp"`
+	// UPnPURL (upnp_url) is the router's UPnP root description URL; "" finds it by
+	// SSDP. Default: "".
+	UPnPURL string `toml:"upnp_url"`
 	// Whitelist (whitelist), if not empty, is the only NodeIDs this node talks to.
 	// Default: none, everyone.
 	Whitelist []string `toml:"whitelist"`

@@ -37,8 +37,10 @@ start: harder to trace, but peers cannot reach this node at a known port.`,
 	"beacon_addresses": `Where the beacon sends: IPv4 broadcast addresses, IPv6 multicast groups.
 Empty: 255.255.255.255, each interface's directed broadcast and ff02::5483.`,
 	"announce_interval": `How often the beacon announces this node.`,
-	"stun_servers":      `STUN servers, "host:port", to learn this node's public address. Not used yet.`,
-	"upnp":              `Ask the router (UPnP) to forward listen_port to this node. Not used yet.`,
+	"stun_servers": `STUN servers, "host:port", asked (UDP and TCP) for this node's public address and
+the NAT's behaviour. Empty: none; peers still tell us how they see us.`,
+	"upnp":     `Ask the LAN's router (UPnP IGD, found by SSDP) to forward listen_port to this node.`,
+	"upnp_url": `The router's UPnP root description URL; empty: find it by SSDP.`,
 	"whitelist":         `NodeIDs: if not empty, the only nodes this node connects to or accepts.`,
 	"blacklist":         `NodeIDs never connected to nor accepted, even if in whitelist.`,
 	"admin": `Admin endpoint. Empty: admin.sock in data_dir; "unix:PATH" (relative to data_dir),
