@@ -45,11 +45,26 @@ type Self struct {
 	NAT NAT `json:"nat"`
 }
 
-// NAT is what a node knows of the NATs in front of it. NAT type detection is not
-// there yet; the object will grow.
+// NAT is what a node knows of the NAT in front of it.
 type NAT struct {
-	// Reflected are the node's endpoints as seen from outside.
+	// Behavior is the NAT's mapping behaviour from STUN: "endpoint-independent",
+	// "endpoint-dependent" (symmetric), "no-nat" or "unknown" (no STUN servers, or
+	// too few answers to tell).
+	Behavior string `json:"behavior"`
+	// Reflected are the node's endpoints as seen from outside: by STUN servers and
+	// by peers.
 	Reflected []string `json:"reflected"`
+	// STUN are the external endpoints the STUN servers agree on, "quic://ip:port"
+	// for the UDP socket and "tcp://ip:port" for the TCP listen port.
+	STUN []string `json:"stun"`
+	// UPnP are the port mappings on the LAN's gateway.
+	UPnP []string `json:"upnp"`
+	// ExternalIP is the gateway's external address, if a gateway answered.
+	ExternalIP string `json:"external_ip,omitempty"`
+	// Errors say what failed in the last STUN check.
+	Errors []string `json:"errors"`
+	// Checked is when STUN was last asked; null if never.
+	Checked *time.Time `json:"checked"`
 }
 
 // Peer is one element of the result of "peers": a connected peer.

@@ -338,12 +338,29 @@ func (s *Server) handle(c net.Conn, line []byte, sub **subscriber) (ans answer) 
 
 func (s *Server) self() Self {
 	c := s.svc.Contact()
+	info := s.svc.NAT()
+	n := NAT{
+		Behavior:  info.Behavior,
+		Reflected: endpointStrings(c.Reflected),
+		STUN:      endpointStrings(info.STUN),
+		UPnP:      endpointStrings(info.UPnP),
+		Errors:    info.Errors,
+	}
+	if info.ExternalIP.IsValid() {
+		n.ExternalIP = info.ExternalIP.String()
+	}
+	if !info.Checked.IsZero() {
+		n.Checked = &info.Checked
+	}
+	if n.Errors == nil {
+		n.Errors = []string{}
+	}
 	return Self{
 		ID:        c.ID.String(),
 		Contact:   c.String(),
 		Endpoints: endpointStrings(c.Endpoints),
 		Reflected: endpointStrings(c.Reflected),
-		NAT:       NAT{Reflected: endpointStrings(c.Reflected)},
+		NAT:       n,
 	}
 }
 

@@ -132,6 +132,17 @@ func cmdSelf(ctx context.Context, c *admin.Client, _ []string, asJSON bool, out 
 	}
 	fmt.Fprintf(out, "id:        %s\ncontact:   %s\nendpoints: %s\nreflected: %s\n",
 		s.ID, s.Contact, strings.Join(s.Endpoints, " "), strings.Join(s.Reflected, " "))
+	fmt.Fprintf(out, "nat:       %s", s.NAT.Behavior)
+	if len(s.NAT.STUN) > 0 {
+		fmt.Fprintf(out, ", stun %s", strings.Join(s.NAT.STUN, " "))
+	}
+	if len(s.NAT.UPnP) > 0 {
+		fmt.Fprintf(out, ", upnp %s (gateway %s)", strings.Join(s.NAT.UPnP, " "), s.NAT.ExternalIP)
+	}
+	fmt.Fprintln(out)
+	for _, e := range s.NAT.Errors {
+		fmt.Fprintf(out, "           stun error: %s\n", e)
+	}
 	return nil
 }
 
