@@ -81,6 +81,7 @@ func (c Config) check() (crust.Config, []*Error) {
 	}
 	lib.StunServers = slices.Clone(c.StunServers)
 	lib.UPnP = c.UPnP
+	lib.UPnPLease = ch.positive("upnp_lease", c.UPnPLease)
 	if c.UPnPURL != "" {
 		if u, err := url.Parse(c.UPnPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			ch.fail("upnp_url", "%q: want an http:// URL like http://192.168.1.1:2189/rootDesc.xml", c.UPnPURL)

@@ -51,6 +51,9 @@ type Config struct {
 	// UPnPURL (upnp_url) is the router's UPnP root description URL; "" finds it by
 	// SSDP. Default: "".
 	UPnPURL string `toml:"upnp_url"`
+	// UPnPLease (upnp_lease) is the lease asked for each mapping; it is renewed at
+	// half. Default: 1 h.
+	UPnPLease Duration `toml:"upnp_lease"`
 	// Whitelist (whitelist), if not empty, is the only NodeIDs this node talks to.
 	// Default: none, everyone.
 	Whitelist []string `toml:"whitelist"`
@@ -126,6 +129,7 @@ func Default() Config {
 		AnnounceInterval:  Duration(30 * time.Second),
 		StunServers:       []string{},
 		UPnP:              true,
+		UPnPLease:         Duration(time.Hour),
 		Whitelist:         []string{},
 		Blacklist:         []string{},
 		Limits: Limits{

@@ -110,6 +110,7 @@ func TestLoadCustom(t *testing.T) {
 		BootstrapParallel:    2,
 		BootstrapPeers:       3,
 		StunServers:          []string{"stun.example.org:3478"},
+		UPnPLease:            time.Hour,
 		Whitelist:            []crust.NodeID{a},
 		Blacklist:            []crust.NodeID{b},
 		ShutdownGrace:        500 * time.Millisecond,
