@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,7 +91,10 @@ var ladder = []ladderStep{
 	{name: StepTCPDirect, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.Endpoints }},
 	{name: StepTCPUPnP, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.UPnP }},
 	{name: StepTCPPunch, proto: "tcp", candidates: func(c transport.Contact) []transport.Endpoint { return c.Reflected }, punch: true},
-	{name: StepQUICDirect, proto: "quic", candidates: func(c transport.Contact) []transport.Endpoint { return c.Endpoints }},
+	// QUIC has no step of its own for UPnP: a UDP mapping is as direct as it gets.
+	{name: StepQUICDirect, proto: "quic", candidates: func(c transport.Contact) []transport.Endpoint {
+		return append(slices.Clone(c.Endpoints), c.UPnP...)
+	}},
 	{name: StepQUICPunch, proto: "quic", candidates: func(c transport.Contact) []transport.Endpoint { return c.Reflected }, punch: true},
 }
 
