@@ -2,101 +2,20 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
-	"io"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
-	pion "github.com/pion/stun/v3"
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// stunServer is a minimal STUN server on 127.0.0.1 (UDP and TCP on one port number
-// where possible) answering Binding requests with the source address it saw, or
-// with lie if set. The real servers (coturn) are tested in make test-nat.
-type stunServer struct {
-	udp  net.PacketConn
-	tcp  net.Listener
-	lie  netip.AddrPort
-	wg   sync.WaitGroup
-	addr string // "127.0.0.1:port" of the UDP socket
-	tcpA string
-}
-
-func newSTUNServer(t *testing.T, lie netip.AddrPort) *stunServer {
-	t.Helper()
-	s := &stunServer{lie: lie}
-	var err error
-	if s.udp, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	if s.tcp, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	s.addr, s.tcpA = s.udp.LocalAddr().String(), s.tcp.Addr().String()
-	s.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := s.udp.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if out := s.answer(buf[:n], from); out != nil {
-				s.udp.WriteTo(out, from)
-			}
-		}
-	})
-	s.wg.Go(func() {
-		for {
-			c, err := s.tcp.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				defer c.Close()
-				head := make([]byte, 20)
-				if _, err := io.ReadFull(c, head); err != nil {
-					return
-				}
-				body := make([]byte, binary.BigEndian.Uint16(head[2:4]))
-				if _, err := io.ReadFull(c, body); err != nil {
-					return
-				}
-				if out := s.answer(append(head, body...), c.RemoteAddr()); out != nil {
-					c.Write(out)
-				}
-			})
-		}
-	})
-	t.Cleanup(func() {
-		s.udp.Close()
-		s.tcp.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-func (s *stunServer) answer(req []byte, from net.Addr) []byte {
-	m := &pion.Message{Raw: append([]byte(nil), req...)}
-	if m.Decode() != nil || m.Type != pion.BindingRequest {
-		return nil
-	}
-	seen := netip.MustParseAddrPort(from.String())
-	if s.lie.IsValid() {
-		seen = s.lie
-	}
-	resp, err := pion.Build(pion.NewTransactionIDSetter(m.TransactionID), pion.BindingSuccess,
-		&pion.XORMappedAddress{IP: seen.Addr().AsSlice(), Port: int(seen.Port())}, pion.Fingerprint)
-	if err != nil {
-		return nil
-	}
-	return resp.Raw
-}
+// The STUN servers here are stuntest's, on 127.0.0.1, answering with the source
+// address they saw unless told to lie. The real servers (coturn) are tested in
+// make test-nat.
 
 func runStunTest(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
@@ -107,20 +26,26 @@ func runStunTest(args ...string) (code int, stdout, stderr string) {
 // Over UDP and TCP, two servers agree on our address: the local address stun-test
 // asked from (no NAT on loopback), with the port it was told to use.
 func TestResolvesOurAddress(t *testing.T) {
-	a, b := newSTUNServer(t, netip.AddrPort{}), newSTUNServer(t, netip.AddrPort{})
+	a, b := stuntest.New(t, stuntest.Config{}), stuntest.New(t, stuntest.Config{})
 	for _, tc := range []struct {
 		proto   string
 		servers []string
-	}{{"--udp", []string{a.addr, b.addr}}, {"--tcp", []string{a.tcpA, b.tcpA}}} {
+	}{
+		{"--udp", []string{a.UDPAddr().String(), b.UDPAddr().String()}},
+		{"--tcp", []string{a.TCPAddr().String(), b.TCPAddr().String()}},
+	} {
 		port := freePort(t)
 		code, out, errOut := runStunTest(append([]string{tc.proto, "--port", port}, tc.servers...)...)
 		if code != 0 || strings.TrimSpace(out) != "127.0.0.1:"+port {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q; want 127.0.0.1:%s", tc.proto, code, out, errOut, port)
 		}
-		code, out, _ = runStunTest(append([]string{tc.proto, "--port", port, "--print-servers"}, tc.servers...)...)
+		// A new port: over TCP the connections from the first run wait out TIME_WAIT
+		// on our side (we closed first), and the same 4-tuples cannot connect again.
+		port = freePort(t)
+		code, out, errOut = runStunTest(append([]string{tc.proto, "--port", port, "--print-servers"}, tc.servers...)...)
 		want := tc.servers[0] + " 127.0.0.1:" + port + "\n" + tc.servers[1] + " 127.0.0.1:" + port + "\n"
 		if code != 0 || out != want {
-			t.Fatalf("%s --print-servers: exit %d, stdout %q, want %q", tc.proto, code, out, want)
+			t.Fatalf("%s --print-servers: exit %d, stdout %q, stderr %q; want %q", tc.proto, code, out, errOut, want)
 		}
 	}
 }
@@ -147,9 +72,9 @@ func freePort(t *testing.T) string {
 
 // A dead server prints the ERROR line and exits 1; the live one still answers.
 func TestDeadServer(t *testing.T) {
-	a := newSTUNServer(t, netip.AddrPort{})
+	a := stuntest.New(t, stuntest.Config{})
 	dead := freePort(t)
-	code, out, errOut := runStunTest("--udp", "--timeout", "2s", a.addr, "127.0.0.1:"+dead)
+	code, out, errOut := runStunTest("--udp", "--timeout", "2s", a.UDPAddr().String(), "127.0.0.1:"+dead)
 	if code != 1 || !strings.Contains(errOut, "ERROR While resolving {server=127.0.0.1:"+dead+"}: ") {
 		t.Fatalf("exit %d, stderr %q; want 1 and the ERROR line", code, errOut)
 	}
@@ -164,13 +89,13 @@ func TestDeadServer(t *testing.T) {
 
 // Servers that disagree fail the check, unless --no-check.
 func TestDisagreement(t *testing.T) {
-	honest := newSTUNServer(t, netip.AddrPort{})
-	liar := newSTUNServer(t, netip.MustParseAddrPort("198.0.99.1:4242"))
-	code, _, errOut := runStunTest("--udp", honest.addr, liar.addr)
+	honest := stuntest.New(t, stuntest.Config{})
+	liar := stuntest.New(t, stuntest.Config{Mapped: netip.MustParseAddrPort("198.0.99.1:4242")})
+	code, _, errOut := runStunTest("--udp", honest.UDPAddr().String(), liar.UDPAddr().String())
 	if code != 1 || !strings.Contains(errOut, "Previously resolved addresses do not match") {
 		t.Fatalf("exit %d, stderr %q; want 1 and the mismatch", code, errOut)
 	}
-	code, out, errOut := runStunTest("--udp", "--no-check", honest.addr, liar.addr)
+	code, out, errOut := runStunTest("--udp", "--no-check", honest.UDPAddr().String(), liar.UDPAddr().String())
 	if code != 0 || !strings.HasPrefix(out, "127.0.0.1:") || errOut != "" {
 		t.Fatalf("--no-check: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -3,6 +3,8 @@ package stun
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 )
 
 func TestClassify(t *testing.T) {
@@ -54,7 +56,7 @@ func TestClassifyLoopback(t *testing.T) {
 	c := newUDPClient(t)
 	var results []Result
 	for range 2 {
-		r, err := c.u.Binding(t.Context(), newTestServer(t, serverConfig{}).UDPAddr())
+		r, err := c.u.Binding(t.Context(), stuntest.New(t, stuntest.Config{}).UDPAddr())
 		if err != nil {
 			t.Fatal(err)
 		}

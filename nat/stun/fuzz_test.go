@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 	pion "github.com/pion/stun/v3"
 )
 
@@ -20,7 +21,7 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(build(f, pion.BindingSuccess, txid, &pion.MappedAddress{IP: []byte{203, 0, 113, 7}, Port: 40000}))
 	f.Add(build(f, pion.BindingError, txid, pion.ErrorCodeAttribute{Code: 401, Reason: []byte("Unauthorized")}, pion.Fingerprint))
 	f.Add(build(f, pion.BindingRequest, txid))
-	for _, g := range garbageFor(id) {
+	for _, g := range stuntest.GarbageFor(id) {
 		f.Add(g)
 	}
 	f.Add([]byte{})

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 )
 
 // udpQuery runs Bindings from one shared socket, naming servers by address.
@@ -36,7 +38,7 @@ func TestResolveAgree(t *testing.T) {
 	c := newUDPClient(t)
 	var servers []string
 	for range 3 {
-		servers = append(servers, newTestServer(t, serverConfig{}).UDPAddr().String())
+		servers = append(servers, stuntest.New(t, stuntest.Config{}).UDPAddr().String())
 	}
 
 	outcomes, agreed, err := Resolve(t.Context(), servers, udpQuery(c))
@@ -56,9 +58,9 @@ func TestResolveAgree(t *testing.T) {
 func TestResolveOneServerDown(t *testing.T) {
 	c := newUDPClient(t, WithRTO(10*time.Millisecond), WithMaxTries(3))
 	servers := []string{
-		newTestServer(t, serverConfig{}).UDPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).UDPAddr().String(),
 		closedUDPPort(t).String(),
-		newTestServer(t, serverConfig{}).UDPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).UDPAddr().String(),
 	}
 
 	outcomes, agreed, err := Resolve(t.Context(), servers, udpQuery(c))
@@ -80,9 +82,9 @@ func TestResolveDisagree(t *testing.T) {
 	c := newUDPClient(t)
 	liar := netip.MustParseAddrPort("127.0.0.1:1")
 	servers := []string{
-		newTestServer(t, serverConfig{}).UDPAddr().String(),
-		newTestServer(t, serverConfig{mapped: liar}).UDPAddr().String(),
-		newTestServer(t, serverConfig{}).UDPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).UDPAddr().String(),
+		stuntest.New(t, stuntest.Config{Mapped: liar}).UDPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).UDPAddr().String(),
 	}
 
 	outcomes, agreed, err := Resolve(t.Context(), servers, udpQuery(c))
@@ -115,8 +117,8 @@ func TestResolveNoneAnswer(t *testing.T) {
 
 func TestResolveOverTCP(t *testing.T) {
 	servers := []string{
-		newTestServer(t, serverConfig{}).TCPAddr().String(),
-		newTestServer(t, serverConfig{}).TCPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).TCPAddr().String(),
+		stuntest.New(t, stuntest.Config{}).TCPAddr().String(),
 	}
 	// Every dial binds the listener's port, as a hole-punching node does.
 	ln, err := (&net.ListenConfig{Control: reusePort}).Listen(t.Context(), "tcp4", "127.0.0.1:0")

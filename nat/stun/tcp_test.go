@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 	pion "github.com/pion/stun/v3"
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +38,7 @@ func plainDial(ctx context.Context, network, addr string) (net.Conn, error) {
 }
 
 func TestTCPBindingFromListenPort(t *testing.T) {
-	srv := newTestServer(t, serverConfig{})
+	srv := stuntest.New(t, stuntest.Config{})
 
 	lc := net.ListenConfig{Control: reusePort}
 	ln, err := lc.Listen(t.Context(), "tcp4", "127.0.0.1:0")
@@ -78,24 +79,24 @@ func TestTCPBindingFromListenPort(t *testing.T) {
 func TestTCPErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		mode  serverMode
+		mode  stuntest.Mode
 		check func(error) bool
 	}{
-		{"error response", answerError401, func(err error) bool {
+		{"error response", stuntest.Error401, func(err error) bool {
 			var se *ServerError
 			return errors.As(err, &se) && se.Code == 401
 		}},
-		{"garbage", answerGarbage, func(err error) bool { return errors.Is(err, ErrNotSTUN) }},
-		{"wrong transaction", answerWrongTxID, func(err error) bool {
+		{"garbage", stuntest.Garbage, func(err error) bool { return errors.Is(err, ErrNotSTUN) }},
+		{"wrong transaction", stuntest.WrongTxID, func(err error) bool {
 			return errors.Is(err, ErrNoResponse) && errors.Is(err, context.DeadlineExceeded)
 		}},
-		{"silent", answerNothing, func(err error) bool {
+		{"silent", stuntest.Silent, func(err error) bool {
 			return errors.Is(err, ErrNoResponse) && errors.Is(err, context.DeadlineExceeded)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := newTestServer(t, serverConfig{mode: tt.mode})
+			srv := stuntest.New(t, stuntest.Config{Mode: tt.mode})
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			defer cancel()
 			_, err := BindingTCP(ctx, plainDial, srv.TCPAddr().String())
@@ -107,10 +108,10 @@ func TestTCPErrors(t *testing.T) {
 }
 
 func TestTCPCancelUnblocks(t *testing.T) {
-	srv := newTestServer(t, serverConfig{mode: answerNothing})
+	srv := stuntest.New(t, stuntest.Config{Mode: stuntest.Silent})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
-		<-srv.requests // the request is in: the client is now blocked reading
+		<-srv.Requests() // the request is in: the client is now blocked reading
 		cancel()
 	}()
 	_, err := BindingTCP(ctx, plainDial, srv.TCPAddr().String())
@@ -132,7 +133,7 @@ func TestTCPServerCloses(t *testing.T) {
 		if err != nil {
 			return
 		}
-		_, _ = readTestMessage(c)
+		_, _ = readMessage(c, make([]byte, maxMessageSize))
 		c.Close()
 	}()
 	_, err = BindingTCP(t.Context(), plainDial, ln.Addr().String())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crust-p2p/crust/nat/stun/stuntest"
 	pion "github.com/pion/stun/v3"
 )
 
@@ -67,7 +68,7 @@ func (c *udpClient) LocalAddr() netip.AddrPort { return c.conn.LocalAddr().(*net
 var fastRTO = WithRTO(20 * time.Millisecond)
 
 func TestUDPBinding(t *testing.T) {
-	srv := newTestServer(t, serverConfig{})
+	srv := stuntest.New(t, stuntest.Config{})
 	c := newUDPClient(t)
 
 	r, err := c.u.Binding(t.Context(), srv.UDPAddr())
@@ -90,7 +91,7 @@ func TestUDPBinding(t *testing.T) {
 }
 
 func TestUDPRetransmits(t *testing.T) {
-	srv := newTestServer(t, serverConfig{drop: 2})
+	srv := stuntest.New(t, stuntest.Config{Drop: 2})
 	c := newUDPClient(t, fastRTO)
 
 	r, err := c.u.Binding(t.Context(), srv.UDPAddr())
@@ -100,13 +101,13 @@ func TestUDPRetransmits(t *testing.T) {
 	if r.Mapped != c.LocalAddr() {
 		t.Errorf("Mapped = %v, want %v", r.Mapped, c.LocalAddr())
 	}
-	if got := len(srv.requests); got < 3 {
+	if got := len(srv.Requests()); got < 3 {
 		t.Errorf("server saw %d requests, want at least 3 (2 dropped, 1 answered)", got)
 	}
 }
 
 func TestUDPGivesUpAfterMaxTries(t *testing.T) {
-	srv := newTestServer(t, serverConfig{mode: answerNothing})
+	srv := stuntest.New(t, stuntest.Config{Mode: stuntest.Silent})
 	c := newUDPClient(t, WithRTO(5*time.Millisecond), WithMaxTries(3))
 
 	_, err := c.u.Binding(t.Context(), srv.UDPAddr())
@@ -118,12 +119,12 @@ func TestUDPGivesUpAfterMaxTries(t *testing.T) {
 		t.Errorf("err = %q, want it to start with %q", err, want)
 	}
 	for range 3 {
-		<-srv.requests // the server saw all three sends
+		<-srv.Requests() // the server saw all three sends
 	}
 }
 
 func TestUDPContextDeadline(t *testing.T) {
-	srv := newTestServer(t, serverConfig{mode: answerNothing})
+	srv := stuntest.New(t, stuntest.Config{Mode: stuntest.Silent})
 	c := newUDPClient(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -148,7 +149,7 @@ func TestUDPContextDeadline(t *testing.T) {
 }
 
 func TestUDPIgnoresGarbage(t *testing.T) {
-	srv := newTestServer(t, serverConfig{mode: answerGarbage})
+	srv := stuntest.New(t, stuntest.Config{Mode: stuntest.Garbage})
 	c := newUDPClient(t, fastRTO)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -166,7 +167,7 @@ func TestUDPIgnoresGarbage(t *testing.T) {
 }
 
 func TestUDPErrorResponse(t *testing.T) {
-	srv := newTestServer(t, serverConfig{mode: answerError401})
+	srv := stuntest.New(t, stuntest.Config{Mode: stuntest.Error401})
 	c := newUDPClient(t)
 
 	_, err := c.u.Binding(t.Context(), srv.UDPAddr())
@@ -181,8 +182,8 @@ func TestUDPErrorResponse(t *testing.T) {
 }
 
 func TestUDPIgnoresStrangers(t *testing.T) {
-	for _, mode := range []serverMode{answerWrongTxID, answerOtherPort} {
-		srv := newTestServer(t, serverConfig{mode: mode})
+	for _, mode := range []stuntest.Mode{stuntest.WrongTxID, stuntest.OtherPort} {
+		srv := stuntest.New(t, stuntest.Config{Mode: mode})
 		c := newUDPClient(t, fastRTO)
 
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
