@@ -64,9 +64,9 @@ func (r Report) Behavior() stun.Behavior {
 	return stun.Unknown
 }
 
-// Check asks every server over each configured protocol at once, then asks the
-// first server that names an alternate address (RFC 5780 OTHER-ADDRESS) there too,
-// so one such server is enough to tell an endpoint-independent mapping from an
+// Check asks every server over each configured protocol at once, and the alternate
+// address (RFC 5780 OTHER-ADDRESS) of the first server that names one, so one such
+// server is enough to tell an endpoint-independent mapping from an
 // endpoint-dependent one.
 func (p *Prober) Check(ctx context.Context) Report {
 	var r Report
@@ -91,9 +91,15 @@ func (p *Prober) queryTCP(ctx context.Context, server netip.AddrPort) (stun.Resu
 	return stun.BindingTCP(ctx, dial, server.String())
 }
 
-// probe runs one protocol's Bindings and classifies the answers.
+// probe runs one protocol's Bindings and classifies the answers. The first server
+// to answer with an alternate address has that address asked at once, in parallel
+// with the servers still pending.
 func (p *Prober) probe(ctx context.Context, network string, port uint16, query func(context.Context, netip.AddrPort) (stun.Result, error)) Mapping {
-	var m Mapping
+	var (
+		m       Mapping
+		altOnce sync.Once
+		alt     *stun.Outcome
+	)
 	ask := func(ctx context.Context, server string) (stun.Result, error) {
 		addr, err := stun.ResolveServer(ctx, server, network)
 		if err != nil {
@@ -101,9 +107,19 @@ func (p *Prober) probe(ctx context.Context, network string, port uint16, query f
 		}
 		res, err := query(ctx, addr)
 		res.Server = server
+		if err == nil && res.Other.IsValid() && res.Other != addr {
+			altOnce.Do(func() {
+				r, err := query(ctx, res.Other)
+				r.Server = res.Other.String()
+				alt = &stun.Outcome{Server: r.Server, Result: r, Err: err}
+			})
+		}
 		return res, err
 	}
 	outcomes, agreed, _ := stun.Resolve(ctx, p.Servers, ask)
+	if alt != nil {
+		outcomes = append(outcomes, *alt)
+	}
 	for _, o := range outcomes {
 		if o.Err != nil {
 			m.Errors = append(m.Errors, fmt.Sprintf("%s %s: %v", network, o.Server, o.Err))
@@ -111,37 +127,12 @@ func (p *Prober) probe(ctx context.Context, network string, port uint16, query f
 		}
 		m.Results = append(m.Results, o.Result)
 	}
-	if other := p.alternate(m.Results); other.IsValid() {
-		res, err := query(ctx, other)
-		if err != nil {
-			m.Errors = append(m.Errors, fmt.Sprintf("%s %s (alternate address): %v", network, other, err))
-		} else {
-			res.Server = other.String()
-			m.Results = append(m.Results, res)
-		}
-	}
 	m.Mapped = agreed
 	m.Behavior = stun.Classify(p.local(m.Results, port), m.Results...)
 	if m.Behavior == stun.EndpointDependent {
 		m.Mapped = netip.AddrPort{} // no one address: a peer cannot use any of them
 	}
 	return m
-}
-
-// alternate returns the first alternate server address not asked already.
-func (p *Prober) alternate(results []stun.Result) netip.AddrPort {
-	for _, r := range results {
-		if !r.Other.IsValid() {
-			continue
-		}
-		asked := slices.ContainsFunc(results, func(o stun.Result) bool {
-			return o.Server == r.Other.String() || o.Origin == r.Other
-		})
-		if !asked {
-			return r.Other
-		}
-	}
-	return netip.AddrPort{}
 }
 
 // local returns our socket's address as Classify wants it: the mapped address if it

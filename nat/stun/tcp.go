@@ -21,7 +21,7 @@ const (
 )
 
 // BindingTCP does one Binding over a stream from dial(ctx, "tcp", server) and closes
-// it. To learn the mapping peers can reach, dial should bind the local port of the
+// it (with a reset, so the local port is free to ask the same server again at once). To learn the mapping peers can reach, dial should bind the local port of the
 // caller's TCP listener (SO_REUSEADDR + SO_REUSEPORT). Messages are framed by their
 // own header (RFC 5389 §7.2.2); one larger than 2 KiB ends the Binding with an error
 // wrapping [ErrNotSTUN]. The Binding is bounded by ctx and by 39.5 s (Ti).
@@ -33,6 +33,13 @@ func BindingTCP(ctx context.Context, dial func(ctx context.Context, network, add
 	conn, err := dial(ctx, "tcp", server)
 	if err != nil {
 		return Result{}, fmt.Errorf("stun %s over TCP: dialling: %w", server, err)
+	}
+	// Closed with a reset, not a FIN: a graceful close from a shared listen port
+	// leaves that port's connection to the server in TIME_WAIT for a minute, and the
+	// next Binding to the same server from the same port fails to bind ("cannot
+	// assign requested address").
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
 	}
 	defer conn.Close()
 
