@@ -249,7 +249,7 @@ func upnpList(t *testing.T, n *testbed.Net) string {
 }
 
 // mappingLine matches upnpc -l's line for a mapping: " 0 TCP 40300->192.168.1.10:40300
-// 'crust …' '' 5".
+// 'crust …' ” 5".
 func mappingLine(proto string, port int, internal netip.Addr) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`(?m)^\s*\d+\s+%s\s+%d->%s:%d\s+'[^']*'\s+'[^']*'\s+(\d+)`, proto, port, regexp.QuoteMeta(internal.String()), port))
 }
@@ -276,7 +276,7 @@ func waitMappings(t *testing.T, n *testbed.Net, what string, timeout time.Durati
 func TestUPnPWithMiniupnpd(t *testing.T) {
 	n := testbed.Up(t, testbed.Options{})
 	const port = 40300
-	const lease = 6 // seconds
+	const lease = 6                                                                            // seconds
 	h := startNode(t, n, n.H1A, port, fmt.Sprintf("upnp = true\nupnp_lease = \"%ds\"", lease)) // found by SSDP on its LAN
 	tcp, udp := mappingLine("TCP", port, n.H1A.Addr), mappingLine("UDP", port, n.H1A.Addr)
 	both := func(out string) bool { return tcp.MatchString(out) && udp.MatchString(out) }
