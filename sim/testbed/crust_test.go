@@ -248,8 +248,9 @@ func upnpList(t *testing.T, n *testbed.Net) string {
 	return out
 }
 
-// mappingLine matches upnpc -l's line for a mapping: " 0 TCP 40300->192.168.1.10:40300
-// 'crust …' ” 5".
+// mappingLine matches upnpc -l's line for a mapping: index, protocol,
+// "40300->192.168.1.10:40300", the quoted description and remote host, and the
+// lease left in seconds (captured).
 func mappingLine(proto string, port int, internal netip.Addr) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(`(?m)^\s*\d+\s+%s\s+%d->%s:%d\s+'[^']*'\s+'[^']*'\s+(\d+)`, proto, port, regexp.QuoteMeta(internal.String()), port))
 }
