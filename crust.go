@@ -275,7 +275,8 @@ func (s *Service) Endpoints() []Endpoint {
 }
 
 // Contact returns this node's contact, to hand to peers: its ID, its listen endpoints,
-// its UPnP mappings, and its reflected endpoints (how STUN servers and peers saw it).
+// its UPnP mappings, its reflected endpoints (how STUN servers and peers saw it), and
+// its NAT's mapping behaviour if STUN told it.
 func (s *Service) Contact() Contact {
 	info := s.node.NAT()
 	reflected := info.STUN
@@ -284,7 +285,11 @@ func (s *Service) Contact() Contact {
 			reflected = append(reflected, ep)
 		}
 	}
-	return Contact{ID: s.ID(), Endpoints: s.Endpoints(), UPnP: info.UPnP, Reflected: reflected}
+	c := Contact{ID: s.ID(), Endpoints: s.Endpoints(), UPnP: info.UPnP, Reflected: reflected}
+	if info.Behavior != "unknown" {
+		c.NAT = info.Behavior
+	}
+	return c
 }
 
 // NAT returns what the node knows of the NAT in front of it: the mapping behaviour

@@ -28,6 +28,27 @@ type Contact struct {
 	// Reflected are the node's endpoints as seen from outside, by peers (the observed
 	// address in their Hello) or STUN servers: the targets of a hole punch.
 	Reflected []Endpoint
+	// NAT is the node's NAT mapping behaviour as the node knows it: "no-nat",
+	// "endpoint-independent", "endpoint-dependent" (symmetric), or "" when unknown.
+	// A hole punch toward an endpoint-dependent NAT needs port prediction.
+	NAT string
+}
+
+// maxNATLen bounds Contact.NAT; it is a word of lower-case letters and dashes.
+const maxNATLen = 32
+
+// checkNAT accepts what Contact.NAT may hold: "" or a short word of a-z and "-"
+// (values a later version may add included).
+func checkNAT(s string) error {
+	if len(s) > maxNATLen {
+		return fmt.Errorf("NAT behaviour %.40q: longer than %d bytes", s, maxNATLen)
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && r != '-' {
+			return fmt.Errorf("NAT behaviour %q: want lower-case letters and dashes", s)
+		}
+	}
+	return nil
 }
 
 // IsLAN reports whether a is a local-network address: loopback, private (RFC 1918,
@@ -53,10 +74,13 @@ func (c Contact) Public() []Endpoint {
 const (
 	prefixUPnP      = "upnp:"
 	prefixReflected = "reflected:"
+	// prefixNAT is not an endpoint: "nat:endpoint-dependent" carries Contact.NAT.
+	prefixNAT = "nat:"
 )
 
-// String returns the text form, "id@ep,ep,upnp:ep,reflected:ep", which ParseContact
-// reads; with only direct endpoints it is "id@tcp://192.0.2.1:5483,quic://...".
+// String returns the text form, "id@ep,ep,upnp:ep,reflected:ep,nat:behaviour", which
+// ParseContact reads; with only direct endpoints it is
+// "id@tcp://192.0.2.1:5483,quic://...".
 func (c Contact) String() string {
 	var parts []string
 	for _, group := range []struct {
@@ -67,11 +91,15 @@ func (c Contact) String() string {
 			parts = append(parts, group.prefix+ep.String())
 		}
 	}
+	if c.NAT != "" {
+		parts = append(parts, prefixNAT+c.NAT)
+	}
 	return c.ID.String() + "@" + strings.Join(parts, ",")
 }
 
 // ParseContact parses the text form: "id@ep[,ep...]" where each ep is
-// "proto://host:port", optionally prefixed by "upnp:" or "reflected:".
+// "proto://host:port", optionally prefixed by "upnp:" or "reflected:", and one entry
+// may be "nat:behaviour".
 func ParseContact(s string) (Contact, error) {
 	idText, epsText, ok := strings.Cut(strings.TrimSpace(s), "@")
 	if !ok {
@@ -91,6 +119,13 @@ func ParseContact(s string) (Contact, error) {
 	}
 	for _, e := range parts {
 		e = strings.TrimSpace(e)
+		if nat, ok := strings.CutPrefix(e, prefixNAT); ok {
+			if err := checkNAT(nat); err != nil {
+				return Contact{}, fmt.Errorf("contact: %w", err)
+			}
+			c.NAT = nat
+			continue
+		}
 		group := &c.Endpoints
 		switch {
 		case strings.HasPrefix(e, prefixUPnP):
@@ -117,6 +152,7 @@ type contactWire struct {
 	Endpoints []string `msgpack:"ep,omitempty"`
 	UPnP      []string `msgpack:"upnp,omitempty"`
 	Reflected []string `msgpack:"refl,omitempty"`
+	NAT       string   `msgpack:"nat,omitempty"`
 }
 
 func endpointStrings(eps []Endpoint) []string {
@@ -134,6 +170,7 @@ func (c Contact) MarshalBinary() ([]byte, error) {
 		Endpoints: endpointStrings(c.Endpoints),
 		UPnP:      endpointStrings(c.UPnP),
 		Reflected: endpointStrings(c.Reflected),
+		NAT:       c.NAT,
 	})
 }
 
@@ -151,7 +188,10 @@ func (c *Contact) UnmarshalBinary(b []byte) error {
 	if n := len(w.Endpoints) + len(w.UPnP) + len(w.Reflected); n > MaxContactEndpoints {
 		return fmt.Errorf("decoding contact: %d endpoints, at most %d", n, MaxContactEndpoints)
 	}
-	out := Contact{ID: id}
+	if err := checkNAT(w.NAT); err != nil {
+		return fmt.Errorf("decoding contact: %w", err)
+	}
+	out := Contact{ID: id, NAT: w.NAT}
 	for _, group := range []struct {
 		in  []string
 		out *[]Endpoint

@@ -28,13 +28,14 @@ func sampleContact(t testing.TB) transport.Contact {
 		Endpoints: []transport.Endpoint{mustEP(t, "tcp://192.168.1.5:5483"), mustEP(t, "quic://[2001:db8::1]:5483")},
 		UPnP:      []transport.Endpoint{mustEP(t, "tcp://198.51.100.7:40000")},
 		Reflected: []transport.Endpoint{mustEP(t, "quic://198.51.100.7:41000")},
+		NAT:       "endpoint-independent",
 	}
 }
 
 func TestContactTextRoundTrip(t *testing.T) {
 	c := sampleContact(t)
 	text := c.String()
-	for _, want := range []string{"@tcp://192.168.1.5:5483,", "upnp:tcp://198.51.100.7:40000", "reflected:quic://198.51.100.7:41000"} {
+	for _, want := range []string{"@tcp://192.168.1.5:5483,", "upnp:tcp://198.51.100.7:40000", "reflected:quic://198.51.100.7:41000", ",nat:endpoint-independent"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text %q lacks %q", text, want)
 		}
@@ -78,6 +79,8 @@ func TestContactRejects(t *testing.T) {
 		good.ID.String() + "@tcp://1.2.3.4",
 		good.ID.String() + "@upnp:udp://1.2.3.4:5",
 		good.ID.String() + "@nat:tcp://1.2.3.4:5",
+		good.ID.String() + "@tcp://1.2.3.4:5,nat:Symmetric",
+		good.ID.String() + "@nat:" + strings.Repeat("x", 33),
 		good.ID.String() + "@tcp://[fe80::1%eth0]:5",
 		good.ID.String() + "@tcp://[fe80::1%a,b c]:5",
 		good.ID.String() + "@quic://224.0.0.251:5353",
@@ -95,6 +98,9 @@ func TestContactRejects(t *testing.T) {
 		many.Reflected = append(many.Reflected, transport.Endpoint{Proto: "tcp", Addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(i+1))})
 	}
 	tooMany, _ := many.MarshalBinary()
+	badNAT := good
+	badNAT.NAT = "no such\nthing"
+	badNATBytes, _ := badNAT.MarshalBinary()
 	goodBytes, _ := good.MarshalBinary()
 	binary := map[string][]byte{
 		"empty":            {},
@@ -102,6 +108,7 @@ func TestContactRejects(t *testing.T) {
 		"truncated":        goodBytes[:len(goodBytes)-3],
 		"trailing bytes":   append(bytes.Clone(goodBytes), 0xc0),
 		"too many":         tooMany,
+		"bad NAT":          badNATBytes,
 		"short id":         {0x81, 0xa2, 'i', 'd', 0xc4, 0x01, 0x01},
 		"bad endpoint":     {0x82, 0xa2, 'i', 'd', 0xc4, 0x20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 0xa2, 'e', 'p', 0x91, 0xa3, 'x', 'y', 'z'},
 		"deeply nested":    bytes.Repeat([]byte{0x91}, 10000),

@@ -190,6 +190,9 @@ func TestSTUNBehindRouters(t *testing.T) {
 			if len(s.NAT.Errors) != 0 {
 				t.Fatalf("STUN errors: %v", s.NAT.Errors)
 			}
+			if !strings.HasSuffix(s.Contact, ",nat:"+tc.behavior) {
+				t.Fatalf("contact %s does not carry the NAT behaviour %s", s.Contact, tc.behavior)
+			}
 			if tc.samePort {
 				want := []string{
 					fmt.Sprintf("tcp://%v:%d", tc.public, port),
