@@ -134,6 +134,13 @@ func DecodeEnvelope(b []byte) (Message, error) {
 		var a Activate
 		err = dec.Decode(&a)
 		m = a
+	case TypeRelay:
+		var r Relay
+		err = dec.Decode(&r)
+		if err == nil && len(r.Body) > MaxRelayBody {
+			err = fmt.Errorf("relay body of %d bytes, at most %d", len(r.Body), MaxRelayBody)
+		}
+		m = r
 	default:
 		err = dec.Skip()
 		m = Unknown{Tag: Type(tag)}

@@ -68,6 +68,7 @@ var vectors = []struct {
 	{"Pong", Pong{Seq: 7}, "00000006 92 04 81 a173 07"},
 	{"Goodbye duplicate", Goodbye{Reason: ReasonDuplicate}, "0000000f 92 05 81 a172 a9 6475706c6963617465"},
 	{"Activate", Activate{Seq: 3}, "00000006 92 06 81 a173 03"},
+	{"Relay error", Relay{To: []byte{1, 2}, Error: "no"}, "0000000e 92 07 82 a174 c4 02 0102 a165 a2 6e6f"},
 	{"Unknown", Unknown{Tag: 9}, "00000003 92 09 c0"},
 	{"Hello", testHello, "00000074 92 01 84" +
 		" a176 01" +
@@ -263,7 +264,7 @@ func TestDecodeMalformed(t *testing.T) {
 
 func TestDecodeNestingLimit(t *testing.T) {
 	nested := func(depth int) []byte {
-		return append(append([]byte{0x92, 0x07}, bytes.Repeat([]byte{0x91}, depth)...), 0xc0)
+		return append(append([]byte{0x92, 0x09}, bytes.Repeat([]byte{0x91}, depth)...), 0xc0)
 	}
 	if _, err := DecodeEnvelope(nested(maxNesting)); err != nil {
 		t.Errorf("%d nested arrays: %v, want accepted", maxNesting, err)
@@ -315,6 +316,7 @@ func TestReaderRoundTrip(t *testing.T) {
 		Pong{Seq: 1},
 		Data(bytes.Repeat([]byte{2}, 70000)),
 		Activate{Seq: 1 << 40},
+		Relay{To: bytes.Repeat([]byte{3}, 32), From: bytes.Repeat([]byte{4}, 32), Body: []byte("punch")},
 		Data{},
 		Unknown{Tag: 200},
 		Goodbye{Reason: ReasonShutdown},

@@ -15,6 +15,7 @@ const (
 	TypePong     Type = 4
 	TypeGoodbye  Type = 5
 	TypeActivate Type = 6
+	TypeRelay    Type = 7
 )
 
 // Message is one decoded frame.
@@ -87,6 +88,26 @@ type Activate struct {
 	After uint64 `msgpack:"a,omitempty"`
 }
 
+// MaxRelayBody bounds Relay.Body; a node refuses to relay more.
+const MaxRelayBody = 4096
+
+// Relay carries a rendezvous message between two nodes through a third that both are
+// connected to (hole punching). The sender names the destination in To; the relaying
+// node sets From to the sender's NodeID, which TLS proved, and forwards the frame to
+// To. A relaying node that cannot forward answers the sender with To set to the
+// sender, From empty and Error saying why (not connected to To, rate limited,
+// refused).
+type Relay struct {
+	// To is the destination's 32-byte NodeID.
+	To []byte `msgpack:"t"`
+	// From is the origin's NodeID, set by the relaying node.
+	From []byte `msgpack:"f,omitempty"`
+	// Body is the rendezvous message, opaque to the relaying node.
+	Body []byte `msgpack:"b,omitempty"`
+	// Error, from the relaying node, says why it did not forward.
+	Error string `msgpack:"e,omitempty"`
+}
+
 // Unknown is a message of a type this version does not know; it is skipped.
 type Unknown struct {
 	Tag Type
@@ -109,6 +130,9 @@ func (Goodbye) Type() Type { return TypeGoodbye }
 
 // Type implements Message.
 func (Activate) Type() Type { return TypeActivate }
+
+// Type implements Message.
+func (Relay) Type() Type { return TypeRelay }
 
 // Type implements Message.
 func (u Unknown) Type() Type { return u.Tag }
