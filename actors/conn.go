@@ -203,6 +203,10 @@ func (cs *connState) readLoop() {
 				return
 			}
 			cs.send(connControl{cs: cs, msg: m})
+		case wire.Relay:
+			if pid := cs.node.rendezvousPID.Load(); pid != nil {
+				cs.node.engine.Send(pid, relayIn{via: from, msg: m})
+			}
 		case wire.Unknown:
 			cs.node.log.Debug("skipping unknown message type", "peer", from.Short(), "type", m.Tag)
 		default:

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"maps"
 	"net/netip"
 	"sort"
@@ -39,8 +40,9 @@ type PeerInfo struct {
 // The map is copied on write and read through an atomic pointer: peers come and go
 // rarely, while Send looks a peer up for every message.
 type Directory struct {
-	mu    sync.Mutex // serialises writers
-	peers atomic.Pointer[map[identity.NodeID]*link]
+	mu      sync.Mutex // serialises writers
+	peers   atomic.Pointer[map[identity.NodeID]*link]
+	changed chan struct{} // closed and replaced on every change; under mu
 }
 
 type link struct {
@@ -80,7 +82,7 @@ func (t *traffic) sent(n, size int) {
 
 // NewDirectory returns an empty Directory.
 func NewDirectory() *Directory {
-	d := &Directory{}
+	d := &Directory{changed: make(chan struct{})}
 	d.peers.Store(&map[identity.NodeID]*link{})
 	return d
 }
@@ -92,6 +94,25 @@ func (d *Directory) change(f func(map[identity.NodeID]*link)) {
 	next := maps.Clone(*d.peers.Load())
 	f(next)
 	d.peers.Store(&next)
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// waitConnected waits until id is connected or ctx ends.
+func (d *Directory) waitConnected(ctx context.Context, id identity.NodeID) error {
+	for {
+		d.mu.Lock()
+		ch := d.changed
+		d.mu.Unlock()
+		if d.connected(id) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // add publishes (or replaces) the entry for info.ID and returns it; its stats may be

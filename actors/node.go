@@ -98,6 +98,14 @@ type Config struct {
 	UPnP *upnp.Config
 	// UPnPWant are the listen ports to map.
 	UPnPWant []upnp.Wanted
+	// PunchTCP and PunchUDP are the transports' hole-punch primitives; with either,
+	// the ladder's punch steps run (rendezvous through a connected peer, then the
+	// punch). Default: none, the punch steps are skipped.
+	PunchTCP TCPPuncher
+	PunchUDP UDPPuncher
+	// Contact returns our current contact, sent to a peer we punch toward.
+	// Required with PunchTCP or PunchUDP.
+	Contact func() transport.Contact
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
@@ -158,6 +166,11 @@ type node struct {
 	dialWG    sync.WaitGroup  // dial goroutines: waited for before the actors stop
 	// bootstrap is the Bootstrap actor, if there is a cache: peers report to it.
 	bootstrap atomic.Pointer[actor.PID]
+	// supervisorPID and rendezvousPID are the Supervisor and the Rendezvous actor.
+	supervisorPID atomic.Pointer[actor.PID]
+	rendezvousPID atomic.Pointer[actor.PID]
+	// punches are the hole punches in progress, by peer and protocol.
+	punches punching
 	// natPID is the NAT actor; nat is what it knows, published for readers.
 	natPID atomic.Pointer[actor.PID]
 	nat    atomic.Pointer[NATInfo]
@@ -206,12 +219,16 @@ func Start(cfg Config) (*Node, error) {
 		ctx:    ctx,
 	}
 	n.actSeq.Store(uint64(cfg.Clock.Now().UnixNano()))
+	if n.cfg.Puncher == nil && (cfg.PunchTCP != nil || cfg.PunchUDP != nil) {
+		n.cfg.Puncher = nodePuncher{n}
+	}
 	for _, t := range cfg.Transports {
 		n.protos[t.Proto()] = t
 	}
 	go n.emit.Run()
 	nd := &Node{n: n, cancel: cancel, closed: make(chan struct{})}
 	nd.supervisor = engine.Spawn(newSupervisor(n), "supervisor", spawnOpts(n.log, n.self.Short())...)
+	n.supervisorPID.Store(nd.supervisor)
 	return nd, nil
 }
 

@@ -98,7 +98,13 @@ func (p *peer) Receive(c *actor.Context) {
 	case peerShutdown:
 		p.shutdown(msg.done)
 	case InboundConn:
-		p.adopt(c, msg.Conn, msg.Conn.Proto()+"-direct", nil)
+		p.adopt(c, msg.Conn, p.n.inboundKind(msg.Conn), nil)
+	case punchedConn:
+		p.adopt(c, msg.conn, msg.kind, nil)
+	case relayOut:
+		if cs := p.active; cs != nil && !cs.sentBye && !cs.closed {
+			cs.control(msg.msg)
+		}
 	case dialResult:
 		p.dialed(c, msg)
 	case connControl:

@@ -34,6 +34,7 @@ func (s *supervisor) Receive(c *actor.Context) {
 			pid := c.SpawnChild(newListener(s.n, ln, c.PID()), "listener", spawnOpts(s.n.log, strconv.Itoa(i))...)
 			s.listeners = append(s.listeners, pid)
 		}
+		s.n.rendezvousPID.Store(c.SpawnChild(newRendezvousActor(s.n), "rendezvous", spawnOpts(s.n.log, "0")...))
 		if s.n.cfg.Prober != nil || s.n.cfg.UPnP != nil {
 			pid := c.SpawnChild(newNATActor(s.n), "nat", spawnOpts(s.n.log, "0")...)
 			s.n.natPID.Store(pid)
@@ -97,6 +98,17 @@ func (s *supervisor) Receive(c *actor.Context) {
 		default:
 			c.Send(s.peer(c, id), msg)
 		}
+	case relayOut:
+		if pid := s.peers[msg.to]; pid != nil && !s.shuttingDown {
+			c.Send(pid, msg)
+		}
+	case punchedConn:
+		id := msg.conn.PeerID()
+		if s.shuttingDown || !s.n.cfg.Policy.Allowed(id) {
+			msg.conn.Close()
+			return
+		}
+		c.Send(s.peer(c, id), msg)
 	case countPeers:
 		msg.result <- len(s.peers)
 	case peerIdle:

@@ -1,0 +1,307 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// Punch timing.
+const (
+	// punchInterval is how often QUIC punch packets are sent while punching.
+	punchInterval = 100 * time.Millisecond
+	// maxPunchTargets bounds the endpoints punched toward per protocol.
+	maxPunchTargets = 4
+	// predictedPorts is how many ports after each target are also tried toward an
+	// endpoint-dependent NAT (one that allocates ports in sequence gives the next
+	// ones; a random one defeats this, and the step then fails with its reason).
+	predictedPorts = 8
+)
+
+// TCPPuncher is the TCP transport's hole punch: a connect from our listen port to
+// the peer's mapped endpoint while the peer does the same (simultaneous open) or
+// accepts, roles settled before TLS.
+type TCPPuncher interface {
+	PunchDial(ctx context.Context, raddr netip.AddrPort, want identity.NodeID) (transport.Conn, error)
+}
+
+// UDPPuncher sends a punch datagram from the QUIC socket.
+type UDPPuncher interface {
+	Punch(raddr netip.AddrPort) error
+}
+
+// errPunchedByPeer ends a punch step whose peer connected us meanwhile: the
+// connection is there, made by the other side.
+var errPunchedByPeer = errors.New("connected by the peer's side of the punch")
+
+// punching records the punches in progress by peer and protocol, so that a
+// connection the listener accepts meanwhile counts as punched.
+type punching struct {
+	mu  sync.Mutex
+	set map[identity.NodeID]map[string]int
+}
+
+func (p *punching) add(id identity.NodeID, proto string, delta int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.set == nil {
+		p.set = make(map[identity.NodeID]map[string]int)
+	}
+	m := p.set[id]
+	if m == nil {
+		m = make(map[string]int)
+		p.set[id] = m
+	}
+	m[proto] += delta
+	if m[proto] <= 0 {
+		delete(m, proto)
+	}
+	if len(m) == 0 {
+		delete(p.set, id)
+	}
+}
+
+func (p *punching) active(id identity.NodeID, proto string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.set[id][proto] > 0
+}
+
+// inboundKind is the kind of an accepted connection: punched if a punch with its
+// peer over its protocol is in progress.
+func (n *node) inboundKind(c transport.Conn) string {
+	if n.punches.active(c.PeerID(), c.Proto()) {
+		return c.Proto() + "-punch"
+	}
+	return c.Proto() + "-direct"
+}
+
+// nodePuncher is the ladder's Puncher: rendezvous through a connected peer, then
+// the punch itself.
+type nodePuncher struct{ n *node }
+
+// Punch implements Puncher.
+func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contact) (transport.Conn, error) {
+	n := p.n
+	if !n.canPunch(proto) {
+		return nil, fmt.Errorf("no %s hole punching here", proto)
+	}
+	pid := n.rendezvousPID.Load()
+	if pid == nil {
+		return nil, ErrClosed
+	}
+	planCh := make(chan punchPlan, 1)
+	n.engine.Send(pid, punchStart{peer: c.ID, proto: proto, plan: planCh})
+	var plan punchPlan
+	select {
+	case plan = <-planCh:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("rendezvous: %w", context.Cause(ctx))
+	}
+	switch {
+	case plan.err != nil:
+		return nil, plan.err
+	case plan.follow:
+		// The peer's punch goes first; it connects us, or this step times out.
+		n.punches.add(c.ID, proto, 1)
+		defer n.punches.add(c.ID, proto, -1)
+		if err := n.dir.waitConnected(ctx, c.ID); err != nil {
+			return nil, fmt.Errorf("waiting for the peer's punch: %w", err)
+		}
+		return nil, errPunchedByPeer
+	case plan.blind:
+		n.log.Debug("punch: no rendezvous; punching toward the contact as given", "peer", c.ID.Short(), "proto", proto)
+		plan.contact = c
+	default:
+		wait := time.NewTimer(plan.start.Sub(n.clock.Now()))
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return nil, context.Cause(ctx)
+		}
+	}
+	defer n.engine.Send(pid, punchDone{peer: c.ID})
+	return n.runPunch(ctx, proto, plan.contact)
+}
+
+// canPunch reports whether proto has its punch primitive here.
+func (n *node) canPunch(proto string) bool {
+	switch proto {
+	case "tcp":
+		return n.cfg.PunchTCP != nil
+	case "quic":
+		return n.cfg.PunchUDP != nil && n.protos["quic"] != nil
+	}
+	return false
+}
+
+// startResponderPunch runs the responder's side of an agreed punch and hands what
+// it connects to the Supervisor.
+func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string, contact transport.Contact) {
+	sup, rv := n.supervisorPID.Load(), n.rendezvousPID.Load()
+	if sup == nil || rv == nil {
+		return
+	}
+	n.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
+		defer cancel()
+		conn, err := n.runPunch(ctx, proto, contact)
+		n.engine.Send(rv, punchDone{peer: peer, id: id})
+		switch {
+		case err == nil && n.ctx.Err() == nil:
+			n.engine.Send(sup, punchedConn{conn: conn, kind: proto + "-punch"})
+		case err == nil:
+			conn.Close()
+		case !errors.Is(err, errPunchedByPeer):
+			n.log.Debug("punch: responder side failed", "peer", peer.Short(), "proto", proto, "err", err)
+		}
+	})
+}
+
+// runPunch punches toward c over proto until a connection is up (ours, or the
+// peer's through our listener), or ctx ends.
+func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact) (transport.Conn, error) {
+	targets := punchTargets(c, proto)
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no %s endpoint of %s to punch toward (no reflected or public one)", proto, c.ID.Short())
+	}
+	n.punches.add(c.ID, proto, 1)
+	defer n.punches.add(c.ID, proto, -1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Stop as soon as the peer is connected, whoever's socket made it.
+	go func() {
+		if n.dir.waitConnected(ctx, c.ID) == nil {
+			cancel()
+		}
+	}()
+	var conn transport.Conn
+	var err error
+	if proto == "tcp" {
+		conn, err = n.punchTCP(ctx, targets, c.ID)
+	} else {
+		conn, err = n.punchQUIC(ctx, targets, c)
+	}
+	if err != nil && n.dir.connected(c.ID) {
+		return nil, errPunchedByPeer
+	}
+	return conn, err
+}
+
+// punchTargets lists the endpoints of c to punch toward for proto: reflected ones
+// (STUN, peers' reflection), then public direct ones; toward an endpoint-dependent
+// NAT, predicted next ports too.
+func punchTargets(c transport.Contact, proto string) []netip.AddrPort {
+	var out []netip.AddrPort
+	add := func(ap netip.AddrPort) {
+		if len(out) < maxPunchTargets*(1+predictedPorts) && !slices.Contains(out, ap) {
+			out = append(out, ap)
+		}
+	}
+	var base []netip.AddrPort
+	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
+		for _, ep := range group {
+			if ep.Proto == proto && len(base) < maxPunchTargets && !slices.Contains(base, ep.Addr) {
+				base = append(base, ep.Addr)
+			}
+		}
+	}
+	for _, ap := range base {
+		add(ap)
+	}
+	if c.NAT == "endpoint-dependent" {
+		for _, ap := range base {
+			for i := 1; i <= predictedPorts && int(ap.Port())+i <= 65535; i++ {
+				add(netip.AddrPortFrom(ap.Addr(), ap.Port()+uint16(i)))
+			}
+		}
+	}
+	return out
+}
+
+// punchTCP dials every target from our listen port at once (simultaneous open);
+// the first verified connection wins.
+func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want identity.NodeID) (transport.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn transport.Conn
+		err  error
+	}
+	results := make(chan result, len(targets))
+	for _, t := range targets {
+		go func() {
+			c, err := n.cfg.PunchTCP.PunchDial(ctx, t, want)
+			results <- result{c, err}
+		}()
+	}
+	var won transport.Conn
+	var errs []error
+	for range targets {
+		r := <-results
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case won == nil:
+			won = r.conn
+			cancel()
+		default:
+			r.conn.Close()
+		}
+	}
+	if won != nil {
+		return won, nil
+	}
+	return nil, fmt.Errorf("tcp punch to %v: %w", targets, errors.Join(errs...))
+}
+
+// punchQUIC sends punch packets toward every target from the QUIC socket, so our
+// NAT lets the peer's packets in; the node with the smaller NodeID then dials QUIC,
+// the other one's listener accepts (no duplicate handshakes).
+func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
+	punch := func() {
+		for _, t := range targets {
+			_ = n.cfg.PunchUDP.Punch(t)
+		}
+	}
+	punch()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n.wg.Go(func() { // keep the mappings open and the peer's way in punched
+		tick := time.NewTicker(punchInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				punch()
+			}
+		}
+	})
+	if !n.self.Less(c.ID) {
+		<-ctx.Done()
+		return nil, fmt.Errorf("quic punch: the peer (smaller NodeID) dials; it did not get through: %w", context.Cause(ctx))
+	}
+	var errs []error
+	for ctx.Err() == nil {
+		eps := make([]transport.Endpoint, len(targets))
+		for i, t := range targets {
+			eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
+		}
+		conn, err := n.dialFirst(ctx, eps, c.ID)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("quic punch to %v: %w", targets, errors.Join(append(errs, context.Cause(ctx))...))
+}
