@@ -124,7 +124,7 @@ type attempt struct {
 	initiator bool
 	sentAt    time.Time
 	vias      []identity.NodeID
-	failed    []string // why vias could not forward
+	failed    []string          // why vias could not forward
 	plan      chan punchPlan    // initiator: where its caller waits
 	contact   transport.Contact // responder: the initiator's contact
 	answered  bool
