@@ -16,9 +16,18 @@
 //	        host P-h2a 192.168.2.10
 //	P-fw    WAN 198.0.3.2, LAN 198.0.30.0/24: stateful firewall, routable LAN, no NAT
 //	        host P-h3a 198.0.30.10
+//	P-nat3  WAN 198.0.4.2, LAN 192.168.3.0/24: endpoint-independent, port-preserving
+//	        MASQUERADE like nat1, no miniupnpd: the far end of a hole punch from h1a
+//	        host P-h4a 192.168.3.10
 //
 // Every router drops unsolicited inbound packets unless Options.Inbound says to
-// reject them or to let them through. Nothing is linked to the root namespace, so no
+// reject them or to let them through.
+//
+// Options.Netem delays both directions of every router's WAN link. Where the kernel
+// has a netem qdisc, tc netem does it; where it has none (CONFIG_NET_SCH_NETEM unset,
+// as on the project's machines), the internet namespace sends every packet crossing a
+// WAN link to an NFQUEUE queue, and Up serves that queue from the test process,
+// accepting each packet Netem after it arrived (Net.NetemMethod says which). Nothing is linked to the root namespace, so no
 // packet leaves the testbed; Up registers a cleanup that kills every process inside
 // the namespaces and deletes them.
 //

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # testbed.sh: a real-NAT testbed made of Linux network namespaces (needs root).
 #
-#   testbed.sh up [--prefix P] [--netem DELAY] [--inbound ROUTER=POLICY]...
-#                 [--udp-timeout SECONDS] [--owner PID]
+#   testbed.sh up [--prefix P] [--netem DELAY [--netem-method tc|nfqueue|auto]]
+#                 [--inbound ROUTER=POLICY]... [--udp-timeout SECONDS] [--owner PID]
 #   testbed.sh down [--prefix P]
 #   testbed.sh status [--prefix P]
 #   testbed.sh restart-upnp [--prefix P]
@@ -25,16 +25,29 @@
 #             P-h2a 192.168.2.10
 #   P-fw    WAN 198.0.3.2, LAN 198.0.30.1/24: firewall only, routable LAN, no NAT
 #             P-h3a 198.0.30.10
+#   P-nat3  WAN 198.0.4.2, LAN 192.168.3.1/24: endpoint-independent, port-preserving
+#           MASQUERADE like nat1, without miniupnpd (the far side of a hole punch)
+#             P-h4a 192.168.3.10
 #
 # The internet addresses are not in a reserved or documentation range: miniupnpd
 # 2.3 refuses to map ports when its WAN address is. They exist only in the testbed.
 #
-# --inbound ROUTER=POLICY (ROUTER nat1, nat2 or fw, or "all"): what the router does with
-# unsolicited inbound packets on its WAN: drop (default), reject (TCP RST, ICMP port
+# --inbound ROUTER=POLICY (ROUTER nat1, nat2, nat3 or fw, or "all"): what the router does
+# with unsolicited inbound packets on its WAN: drop (default), reject (TCP RST, ICMP port
 # unreachable otherwise) or open (no filter at all: plain MASQUERADE, or plain routing
-# for fw). --netem DELAY (e.g. 20ms) delays both directions of every router's WAN link
-# (needs sch_netem in the kernel; exit status 3 when it is missing). --udp-timeout sets
-# the routers' UDP conntrack timeouts (unreplied and stream), to test mapping expiry.
+# for fw). --netem DELAY (e.g. 20ms) delays both directions of every router's WAN link,
+# so a packet between two sites behind routers gains DELAY twice, and a round trip four
+# times. --netem-method says how:
+#   tc       (default) a netem qdisc on both ends of each WAN link; needs sch_netem in
+#            the kernel: exit status 3 when it is missing.
+#   nfqueue  P-inet queues every packet entering or leaving it on a WAN link to NFQUEUE
+#            queue 0 (iptables NFQUEUE, no bypass): a program must bind that queue inside
+#            P-inet and accept each packet DELAY after it arrives. testbed.Up (Go) does;
+#            from a shell, nothing does and the WAN links carry nothing.
+#   auto     tc when the kernel has netem, nfqueue otherwise.
+# The env file says which: NETEM_METHOD (tc or nfqueue; empty without --netem) and
+# NETEM_QUEUE. --udp-timeout sets the routers' UDP conntrack timeouts (unreplied and
+# stream), to test mapping expiry.
 # --owner PID ties the testbed to a process: "reap" removes it once that process is gone.
 #
 # Every address is written to RUN_DIR/env (KEY=VALUE lines) and printed by up and status.
@@ -50,8 +63,8 @@ trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 RUN_BASE=${CRUST_TESTBED_RUN:-/run/crust-testbed}
 PREFIX=cb
-ROUTERS=(nat1 nat2 fw)
-HOSTS=(h1a h1b h2a h3a)
+ROUTERS=(nat1 nat2 fw nat3)
+HOSTS=(h1a h1b h2a h3a h4a)
 # Every namespace of a testbed, by suffix.
 SUFFIXES=(inet stun pub "${ROUTERS[@]}" "${HOSTS[@]}")
 
@@ -73,25 +86,28 @@ STUND_PORT=3480
 STUND_ALT_PORT=3481
 PUB_NET=198.0.20
 PUB_ADDR=$PUB_NET.10
-declare -A WAN_NET=([nat1]=198.0.1 [nat2]=198.0.2 [fw]=198.0.3)
-declare -A LAN_NET=([nat1]=192.168.1 [nat2]=192.168.2 [fw]=198.0.30)
-declare -A NAT_MODE=([nat1]=cone [nat2]=symmetric [fw]=none)
-declare -A HOST_ROUTER=([h1a]=nat1 [h1b]=nat1 [h2a]=nat2 [h3a]=fw)
-declare -A HOST_OCTET=([h1a]=10 [h1b]=11 [h2a]=10 [h3a]=10)
+declare -A WAN_NET=([nat1]=198.0.1 [nat2]=198.0.2 [fw]=198.0.3 [nat3]=198.0.4)
+declare -A LAN_NET=([nat1]=192.168.1 [nat2]=192.168.2 [fw]=198.0.30 [nat3]=192.168.3)
+declare -A NAT_MODE=([nat1]=cone [nat2]=symmetric [fw]=none [nat3]=cone)
+declare -A HOST_ROUTER=([h1a]=nat1 [h1b]=nat1 [h2a]=nat2 [h3a]=fw [h4a]=nat3)
+declare -A HOST_OCTET=([h1a]=10 [h1b]=11 [h2a]=10 [h3a]=10 [h4a]=10)
+# The NFQUEUE queue that --netem-method nfqueue uses in P-inet.
+NETEM_QUEUE=0
 UPNP_PORT=2189
 # The policy-rc.d that deps wrote (and removes), if any.
 POLICY_MADE=
 
 usage() {
 	cat >&2 <<-'EOF'
-		usage: testbed.sh up [--prefix P] [--netem DELAY] [--inbound ROUTER=POLICY]...
-		                     [--udp-timeout SECONDS] [--owner PID]
+		usage: testbed.sh up [--prefix P] [--netem DELAY [--netem-method tc|nfqueue|auto]]
+		                     [--inbound ROUTER=POLICY]... [--udp-timeout SECONDS] [--owner PID]
 		       testbed.sh down [--prefix P]
 		       testbed.sh status [--prefix P]
 		       testbed.sh restart-upnp [--prefix P]
 		       testbed.sh reap
 		       testbed.sh deps
-		The default prefix is cb. ROUTER is nat1, nat2, fw or all; POLICY is drop, reject or open.
+		The default prefix is cb. ROUTER is nat1, nat2, nat3, fw or all; POLICY is drop,
+		reject or open.
 	EOF
 }
 
@@ -125,8 +141,9 @@ parse_prefix() {
 
 # ---------------------------------------------------------------------------- up
 
-declare -A INBOUND=([nat1]=drop [nat2]=drop [fw]=drop)
+declare -A INBOUND=([nat1]=drop [nat2]=drop [fw]=drop [nat3]=drop)
 NETEM=
+NETEM_METHOD=tc
 UDP_TIMEOUT=
 OWNER=0
 
@@ -135,6 +152,7 @@ cmd_up() {
 		case $1 in
 		--prefix) PREFIX=${2:?--prefix needs a value}; shift 2 ;;
 		--netem) NETEM=${2:?--netem needs a delay}; shift 2 ;;
+		--netem-method) NETEM_METHOD=${2:?--netem-method needs tc, nfqueue or auto}; shift 2 ;;
 		--udp-timeout) UDP_TIMEOUT=${2:?--udp-timeout needs seconds}; shift 2 ;;
 		--owner) OWNER=${2:?--owner needs a PID}; shift 2 ;;
 		--inbound)
@@ -146,7 +164,7 @@ cmd_up() {
 			elif [[ -v "INBOUND[$r]" ]]; then
 				INBOUND[$r]=$p
 			else
-				die "--inbound $spec: router is nat1, nat2, fw or all"
+				die "--inbound $spec: router is nat1, nat2, nat3, fw or all"
 			fi
 			shift 2
 			;;
@@ -156,6 +174,7 @@ cmd_up() {
 	parse_prefix
 	need_root
 	[[ -z $NETEM || $NETEM =~ ^[0-9]+(\.[0-9]+)?(us|ms|s)$ ]] || die "--netem '$NETEM': want a delay like 20ms"
+	[[ $NETEM_METHOD =~ ^(tc|nfqueue|auto)$ ]] || die "--netem-method '$NETEM_METHOD': want tc, nfqueue or auto"
 	[[ -z $UDP_TIMEOUT || $UDP_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--udp-timeout '$UDP_TIMEOUT': want whole seconds"
 	[[ $OWNER =~ ^[0-9]+$ ]] || die "--owner '$OWNER': want a PID"
 	local s
@@ -211,6 +230,7 @@ build() {
 	for h in "${HOSTS[@]}"; do build_host "$h"; done
 	# The firewall's LAN is routable: the internet knows where it is.
 	ip -n "$(ns inet)" route add "${LAN_NET[fw]}.0/24" via "${WAN_NET[fw]}.2"
+	if [[ -n $NETEM ]]; then add_delay; else NETEM_METHOD=; fi
 
 	start_coturn
 	start_stund
@@ -280,14 +300,34 @@ build_router() {
 		nsexec "$r" sysctl -qw "net.netfilter.nf_conntrack_udp_timeout=$UDP_TIMEOUT" \
 			"net.netfilter.nf_conntrack_udp_timeout_stream=$UDP_TIMEOUT"
 	fi
+}
 
-	if [[ -n $NETEM ]]; then
-		if ! nsexec "$r" tc qdisc add dev wan root netem delay "$NETEM" 2>/dev/null; then
-			log "--netem: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)"
+# add_delay: delay both directions of every router's WAN link by NETEM, with the
+# method --netem-method chose (auto: tc if the kernel has netem).
+add_delay() {
+	local r first=${ROUTERS[0]} err
+	if [[ $NETEM_METHOD != nfqueue ]]; then
+		if err=$(nsexec "$first" tc qdisc add dev wan root netem delay "$NETEM" 2>&1); then
+			NETEM_METHOD=tc
+		elif [[ $NETEM_METHOD == auto ]]; then
+			log "--netem: no netem qdisc in this kernel ($err); using NFQUEUE in $(ns inet)"
+			NETEM_METHOD=nfqueue
+		else
+			log "--netem: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): $err"
 			exit 3
 		fi
-		nsexec inet tc qdisc add dev "$r" root netem delay "$NETEM"
 	fi
+	for r in "${ROUTERS[@]}"; do
+		if [[ $NETEM_METHOD == tc ]]; then
+			[[ $r == "$first" ]] || nsexec "$r" tc qdisc add dev wan root netem delay "$NETEM"
+			nsexec inet tc qdisc add dev "$r" root netem delay "$NETEM"
+		else
+			# P-inet has no NAT and no conntrack rule: the queue only delays. Both
+			# directions of the link to r: arriving from r, and leaving towards r.
+			ipt inet -t mangle -A PREROUTING -i "$r" -j NFQUEUE --queue-num "$NETEM_QUEUE"
+			ipt inet -t mangle -A POSTROUTING -o "$r" -j NFQUEUE --queue-num "$NETEM_QUEUE"
+		fi
+	done
 }
 
 build_host() {
@@ -398,6 +438,8 @@ write_env() {
 		echo "RUN_DIR=$dir"
 		echo "OWNER=$OWNER"
 		echo "NETEM=$NETEM"
+		echo "NETEM_METHOD=$NETEM_METHOD"
+		echo "NETEM_QUEUE=$NETEM_QUEUE"
 		echo "UDP_TIMEOUT=$UDP_TIMEOUT"
 		echo "NS_INET=$(ns inet)"
 		echo "NS_STUN=$(ns stun)"

@@ -33,9 +33,11 @@ func TestTestbed(t *testing.T) {
 		if !strings.Contains(out, "ttl=62") {
 			t.Errorf("h1a -> pub: want ttl=62 (two routers on the way):\n%s", out)
 		}
-		out = mustRun(t, n, n.H3A.NS, "ping", "-c1", "-W2", n.STUN.Addrs[0].String())
-		if !strings.Contains(out, "ttl=62") {
-			t.Errorf("h3a -> stun: want ttl=62:\n%s", out)
+		for _, h := range []testbed.Host{n.H3A, n.H4A} {
+			out = mustRun(t, n, h.NS, "ping", "-c1", "-W2", n.STUN.Addrs[0].String())
+			if !strings.Contains(out, "ttl=62") {
+				t.Errorf("%s -> stun: want ttl=62:\n%s", h.Name, out)
+			}
 		}
 	})
 
@@ -53,6 +55,43 @@ func TestTestbed(t *testing.T) {
 		if local != public || public != mapped.Port() {
 			t.Errorf("nat1 mapped local port %d to %d, STUN saw %d: want all equal (port preserving)",
 				local, public, mapped.Port())
+		}
+	})
+
+	t.Run("NAT3PreservesPort", func(t *testing.T) {
+		if err := n.FlushConntrack(n.NAT3.NS); err != nil {
+			t.Fatal(err)
+		}
+		server := n.STUN.Addrs[1]
+		mapped := turnStunClient(t, n, n.H4A.NS, server, n.STUN.Port)
+		if mapped.Addr() != n.NAT3.WAN {
+			t.Errorf("h4a's reflexive address %v: want nat3's WAN address %v", mapped, n.NAT3.WAN)
+		}
+		local, public := natEntry(t, n, n.NAT3.NS, n.H4A.Addr, server, n.STUN.Port)
+		if local != public || public != mapped.Port() {
+			t.Errorf("nat3 mapped local port %d to %d, STUN saw %d: want all equal (port preserving)",
+				local, public, mapped.Port())
+		}
+	})
+
+	t.Run("HolePunchNAT1NAT3", func(t *testing.T) {
+		// Two endpoint-independent, port-preserving NATs: once each side has sent to
+		// the other's public address from its port, datagrams pass both ways (the
+		// first ones die at the far NAT, which has no mapping yet).
+		const port1, port4 = 40500, 40501
+		side := func(h testbed.Host, port int, peer netip.AddrPort) *testbed.Proc {
+			return n.Start(t, h.NS, "sh", "-c", fmt.Sprintf(
+				"while :; do echo from-%s; sleep 0.1; done | socat -T5 - UDP:%s,sourceport=%d", h.Name, peer, port))
+		}
+		a := side(n.H1A, port1, netip.AddrPortFrom(n.NAT3.WAN, port4))
+		b := side(n.H4A, port4, netip.AddrPortFrom(n.NAT1.WAN, port1))
+		defer a.Kill()
+		defer b.Kill()
+		if err := a.WaitFor("from-h4a", 5*time.Second); err != nil {
+			t.Error(err)
+		}
+		if err := b.WaitFor("from-h1a", 5*time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -143,10 +182,12 @@ func TestTestbed(t *testing.T) {
 	t.Run("UnsolicitedInboundDropped", func(t *testing.T) {
 		startListener(t, n, n.H1A.NS, 7001)
 		startListener(t, n, n.H3A.NS, 7001)
+		startListener(t, n, n.H4A.NS, 7001)
 		var wg sync.WaitGroup
 		for _, to := range []netip.AddrPort{
 			netip.AddrPortFrom(n.NAT1.WAN, 7001), // no mapping
 			netip.AddrPortFrom(n.NAT2.WAN, 7001),
+			netip.AddrPortFrom(n.NAT3.WAN, 7001),
 			netip.AddrPortFrom(n.H3A.Addr, 7001), // routable, behind the firewall
 		} {
 			wg.Go(func() {
@@ -227,11 +268,13 @@ func TestInboundReject(t *testing.T) {
 	t.Parallel()
 	n := testbed.Up(t, testbed.Options{Inbound: map[string]testbed.Inbound{
 		"nat1": testbed.InboundReject, "nat2": testbed.InboundReject, "fw": testbed.InboundReject,
+		"nat3": testbed.InboundReject,
 	}})
 	startListener(t, n, n.H3A.NS, 7001)
 	for _, to := range []netip.AddrPort{
 		netip.AddrPortFrom(n.NAT1.WAN, 7001),
 		netip.AddrPortFrom(n.NAT2.WAN, 7001),
+		netip.AddrPortFrom(n.NAT3.WAN, 7001),
 		netip.AddrPortFrom(n.H3A.Addr, 7001),
 	} {
 		// "Connection refused" is the RST; a drop would end in "timed out". No bound
@@ -259,8 +302,10 @@ func TestInboundOpen(t *testing.T) {
 	n := testbed.Up(t, testbed.Options{Inbound: map[string]testbed.Inbound{
 		"nat1": testbed.InboundOpen, "fw": testbed.InboundOpen,
 	}})
-	if n.NAT2.Inbound != testbed.InboundDrop {
-		t.Errorf("nat2's policy %q: want the default, drop", n.NAT2.Inbound)
+	for _, r := range []testbed.Router{n.NAT2, n.NAT3} {
+		if r.Inbound != testbed.InboundDrop {
+			t.Errorf("%s's policy %q: want the default, drop", r.Name, r.Inbound)
+		}
 	}
 	startListener(t, n, n.H3A.NS, 7001)
 	to := netip.AddrPortFrom(n.H3A.Addr, 7001)
@@ -274,13 +319,13 @@ func TestInboundOpen(t *testing.T) {
 	}
 }
 
-// TestOptions: the conntrack UDP timeout reaches the routers; netem delays the WAN
-// links (skipped where the kernel has no netem).
+// TestOptions: the conntrack UDP timeout reaches the routers; Netem delays the WAN
+// links (with tc netem, or else the NFQUEUE delayer).
 func TestOptions(t *testing.T) {
 	t.Parallel()
 	t.Run("UDPTimeout", func(t *testing.T) {
 		n := testbed.Up(t, testbed.Options{UDPTimeout: 5 * time.Second})
-		for _, r := range []testbed.Router{n.NAT1, n.NAT2, n.FW} {
+		for _, r := range []testbed.Router{n.NAT1, n.NAT2, n.FW, n.NAT3} {
 			out := mustRun(t, n, r.NS, "sysctl", "-n", "net.netfilter.nf_conntrack_udp_timeout",
 				"net.netfilter.nf_conntrack_udp_timeout_stream")
 			if strings.Fields(out)[0] != "5" || strings.Fields(out)[1] != "5" {
@@ -289,15 +334,48 @@ func TestOptions(t *testing.T) {
 		}
 	})
 	t.Run("Netem", func(t *testing.T) {
-		n := testbed.Up(t, testbed.Options{Netem: 20 * time.Millisecond})
-		out := mustRun(t, n, n.H1A.NS, "ping", "-c1", "-W2", n.Pub.Addr.String())
-		m := regexp.MustCompile(`time=([0-9.]+) ms`).FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("ping printed no time:\n%s", out)
+		const delay = 20 * time.Millisecond
+		// fw lets pings in, for a path across two WAN links.
+		n := testbed.Up(t, testbed.Options{Netem: delay, Inbound: map[string]testbed.Inbound{"fw": testbed.InboundOpen}})
+		t.Logf("WAN links delayed by %v each way (%s)", n.Netem, n.NetemMethod)
+		minRTT := func(from testbed.Host, to netip.Addr) time.Duration {
+			t.Helper()
+			out := mustRun(t, n, from.NS, "ping", "-c3", "-i0.2", "-W2", to.String())
+			m := regexp.MustCompile(`min/avg/max/mdev = ([0-9.]+)/`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("ping %s -> %v printed no round-trip times:\n%s", from.Name, to, out)
+			}
+			ms, _ := strconv.ParseFloat(m[1], 64)
+			return time.Duration(ms * float64(time.Millisecond))
 		}
-		// h1a -> pub crosses one WAN link: 20 ms each way.
-		if rtt, _ := strconv.ParseFloat(m[1], 64); rtt < 40 {
-			t.Errorf("RTT %v ms through one delayed WAN link, want at least 40", rtt)
+		stun := testbed.Host{Name: "stun", NS: n.STUN.NS}
+		base := minRTT(stun, n.Pub.Addr) // no router's WAN link on the way
+		one := minRTT(n.H1A, n.Pub.Addr) // nat1's, both ways
+		two := minRTT(n.H1A, n.H3A.Addr) // nat1's and fw's, both ways
+		t.Logf("RTT stun-pub %v, h1a-pub %v, h1a-h3a %v", base, one, two)
+		// Upper bounds catch a delayer that holds packets too long (pings are 200 ms
+		// apart: one waiting for the next would show).
+		for _, c := range []struct {
+			what     string
+			rtt      time.Duration
+			min, max time.Duration
+		}{
+			{"stun -> pub", base, 0, delay},
+			{"h1a -> pub", one, 2 * delay, 2*delay + 50*time.Millisecond},
+			{"h1a -> h3a", two, 4 * delay, 4*delay + 80*time.Millisecond},
+		} {
+			if c.rtt < c.min || c.rtt > c.max {
+				t.Errorf("%s: RTT %v, want %v to %v", c.what, c.rtt, c.min, c.max)
+			}
+		}
+		// UDP and TCP through the delayed links and the NATs.
+		if mapped := turnStunClient(t, n, n.H4A.NS, n.STUN.Addrs[0], n.STUN.Port); mapped.Addr() != n.NAT3.WAN {
+			t.Errorf("h4a's reflexive address %v: want %v", mapped, n.NAT3.WAN)
+		}
+		startListener(t, n, n.Pub.NS, 7000)
+		out, err := dial(n, n.H1A.NS, netip.AddrPortFrom(n.Pub.Addr, 7000), 5*time.Second)
+		if err != nil || !strings.Contains(out, "reached from "+n.NAT1.WAN.String()) {
+			t.Errorf("h1a -> pub over TCP: %v:\n%s", err, out)
 		}
 	})
 }
