@@ -19,6 +19,20 @@ var ErrBlocked = errors.New("peer blocked by our whitelist or blacklist")
 // Goodbye instead of a Hello (it blocks us, say); the error carries its reason.
 var ErrRefused = errors.New("peer refused the connection")
 
+// ErrBadPunchPreamble is returned when the peer of a hole-punched TCP connection sends
+// a punch preamble we cannot use (wrong magic, version or role), or none at all: it may
+// be an older crust, or not crust.
+var ErrBadPunchPreamble = errors.New("peer sent an invalid hole-punch preamble")
+
+// ErrFirewallPunchReset is returned by TCP.OpenFirewall when its hop-limited SYN drew
+// a reset: it went past the last firewall to the peer (or to a firewall that rejects),
+// and the reset may have closed the state it was meant to open. Try fewer hops.
+var ErrFirewallPunchReset = errors.New("the firewall-opening SYN was answered with a reset; the hop limit is too high")
+
+// ErrNoHopAnswer is returned by HopsTo when no router and not the destination
+// answered any probe: ICMP is filtered on the way, or the destination is unreachable.
+var ErrNoHopAnswer = errors.New("no router or destination answered the hop probes")
+
 // ListenError is a listen address that could not be bound.
 type ListenError struct {
 	Addr string

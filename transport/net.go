@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"net"
+	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -24,10 +26,30 @@ type Net interface {
 	InterfaceAddrs() ([]net.Addr, error)
 }
 
+// HopLimitDialer is a Net that can also dial with a hop limit, as TCP.OpenFirewall
+// needs; OSNet is one. A Net without it cannot open firewalls.
+type HopLimitDialer interface {
+	// DialFromHopLimit is DialFrom with the socket's IPv4 TTL or IPv6 unicast hop
+	// limit set to hops before it connects, so its SYN dies after hops routers.
+	DialFromHopLimit(ctx context.Context, network, laddr, raddr string, hops int) (net.Conn, error)
+}
+
+// HopLimitWriter is a datagram socket (from Net.ListenPacket) that can send one
+// datagram with a hop limit and leave its other packets at the default, as
+// QUIC.OpenFirewall needs. A *net.UDPConn does not need it: the QUIC transport sets
+// the limit on the one datagram itself (IPv4 on Linux only).
+type HopLimitWriter interface {
+	// WriteToHopLimit sends b to "to" with the IPv4 TTL or IPv6 hop limit hops.
+	WriteToHopLimit(b []byte, to netip.AddrPort, hops int) (int, error)
+}
+
 // OSNet is Net on the operating system's sockets.
 type OSNet struct{}
 
-var _ Net = OSNet{}
+var (
+	_ Net            = OSNet{}
+	_ HopLimitDialer = OSNet{}
+)
 
 // Listen implements Net. The listener shares its port with DialFrom
 // (SO_REUSEADDR|SO_REUSEPORT). Since SO_REUSEPORT would also let a second process
@@ -59,6 +81,22 @@ func (OSNet) DialFrom(ctx context.Context, network, laddr, raddr string) (net.Co
 		return nil, err
 	}
 	d := net.Dialer{LocalAddr: local, Control: sharePort}
+	return d.DialContext(ctx, network, raddr)
+}
+
+// DialFromHopLimit implements HopLimitDialer: DialFrom with the IPv4 TTL or IPv6
+// unicast hop limit of the socket set to hops.
+func (OSNet) DialFromHopLimit(ctx context.Context, network, laddr, raddr string, hops int) (net.Conn, error) {
+	local, err := net.ResolveTCPAddr(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{LocalAddr: local, Control: func(network, address string, rc syscall.RawConn) error {
+		if err := sharePort(network, address, rc); err != nil {
+			return err
+		}
+		return setHopLimit(rc, network == "tcp6", hops)
+	}}
 	return d.DialContext(ctx, network, raddr)
 }
 

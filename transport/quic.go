@@ -15,6 +15,9 @@ import (
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
+// maxDatagramSize is the largest non-QUIC datagram we read; longer ones are cut.
+const maxDatagramSize = 1500
+
 // QUIC application error codes used when closing a connection.
 const (
 	quicCodeClosed    quic.ApplicationErrorCode = 0
@@ -30,9 +33,13 @@ type QUICConfig struct {
 	// IdleTimeout closes a QUIC connection that heard nothing for this long.
 	// Default: 30 s.
 	IdleTimeout time.Duration
-	// OnPacket receives every datagram on our sockets that is not QUIC (STUN
-	// answers, punch packets). It must not keep b. Default: such packets are dropped.
+	// OnPacket receives every datagram on our sockets that is neither QUIC nor a punch
+	// packet (STUN answers, say). It must not keep b. Default: such packets are dropped.
 	OnPacket func(b []byte, from net.Addr)
+	// OnPunch is told of each punch packet (see QUIC.Punch) that arrives: a peer
+	// punching toward us, seen at from. Punch packets never reach OnPacket.
+	// Default: they are dropped quietly.
+	OnPunch func(from netip.AddrPort)
 }
 
 // QUIC is the QUIC transport: one UDP socket per listen address, each owned by one
@@ -111,10 +118,18 @@ func (q *QUIC) Listen(ctx context.Context, addrs []string) ([]Listener, []error)
 			pc.Close()
 			return netip.AddrPort{}, err
 		}
+		// quic-go drops non-QUIC packets until the first ReadNonQUICPacket call: make
+		// it now, with nothing to wait for, rather than when the goroutine gets to it.
+		buf := make([]byte, maxDatagramSize)
+		primed, cancelPrime := context.WithCancel(context.Background())
+		cancelPrime()
+		if n, from, err := s.tr.ReadNonQUICPacket(primed, buf); err == nil {
+			q.handleNonQUIC(buf[:n], from)
+		}
 		var readCtx context.Context
 		readCtx, s.cancel = context.WithCancel(context.Background())
 		q.wg.Add(1)
-		go q.readNonQUIC(readCtx, s)
+		go q.readNonQUIC(readCtx, s, buf)
 		q.sockets = append(q.sockets, s)
 		out = append(out, &quicListener{q: q, s: s, ln: ln})
 		return s.ep.Addr, nil
@@ -124,17 +139,26 @@ func (q *QUIC) Listen(ctx context.Context, addrs []string) ([]Listener, []error)
 
 // readNonQUIC drains the socket's non-QUIC packets at once: quic-go queues only 32 of
 // them and drops the rest.
-func (q *QUIC) readNonQUIC(ctx context.Context, s *quicSocket) {
+func (q *QUIC) readNonQUIC(ctx context.Context, s *quicSocket, buf []byte) {
 	defer q.wg.Done()
-	buf := make([]byte, 1500)
 	for {
 		n, from, err := s.tr.ReadNonQUICPacket(ctx, buf)
 		if err != nil {
 			return
 		}
-		if q.cfg.OnPacket != nil {
-			q.cfg.OnPacket(buf[:n], from)
+		q.handleNonQUIC(buf[:n], from)
+	}
+}
+
+// handleNonQUIC hands a non-QUIC datagram to OnPunch or OnPacket.
+func (q *QUIC) handleNonQUIC(b []byte, from net.Addr) {
+	switch {
+	case isQUICPunchPacket(b):
+		if q.cfg.OnPunch != nil {
+			q.cfg.OnPunch(AddrPortOf(from))
 		}
+	case q.cfg.OnPacket != nil:
+		q.cfg.OnPacket(b, from)
 	}
 }
 

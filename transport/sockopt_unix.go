@@ -30,3 +30,22 @@ func sharePort(_, _ string, rc syscall.RawConn) error {
 	}
 	return opErr
 }
+
+// setHopLimit sets the IPv4 TTL or the IPv6 unicast hop limit of the socket's
+// outgoing packets.
+func setHopLimit(rc syscall.RawConn, ipv6 bool, hops int) error {
+	level, opt, name := unix.IPPROTO_IP, unix.IP_TTL, "IP_TTL"
+	if ipv6 {
+		level, opt, name = unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS"
+	}
+	var opErr error
+	err := rc.Control(func(fd uintptr) {
+		if err := unix.SetsockoptInt(int(fd), level, opt, hops); err != nil {
+			opErr = fmt.Errorf("setting %s to %d: %w", name, hops, err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -90,18 +91,26 @@ func (t *TCP) Endpoints() []Endpoint {
 // by: STUN over TCP uses it to learn that mapping. It fails if no listener of that
 // family exists.
 func (t *TCP) DialRaw(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
+	network, local, err := t.listenAddrFor(raddr)
+	if err != nil {
+		return nil, fmt.Errorf("dialling %s from our listen port: %w", raddr, err)
+	}
+	return t.cfg.Net.DialFrom(ctx, network, local, raddr.String())
+}
+
+// listenAddrFor returns the network ("tcp4" or "tcp6") and address of our listener of
+// raddr's address family: the one dials from our listen port leave from.
+func (t *TCP) listenAddrFor(raddr netip.AddrPort) (network, local string, err error) {
 	for _, l := range t.listeners {
-		local := l.ep.Addr
-		if local.Addr().Is4() != raddr.Addr().Unmap().Is4() {
+		if l.ep.Addr.Addr().Is4() != raddr.Addr().Unmap().Is4() {
 			continue
 		}
-		network := "tcp4"
-		if !local.Addr().Is4() {
-			network = "tcp6"
+		if l.ep.Addr.Addr().Is4() {
+			return "tcp4", l.ep.Addr.String(), nil
 		}
-		return t.cfg.Net.DialFrom(ctx, network, local.String(), raddr.String())
+		return "tcp6", l.ep.Addr.String(), nil
 	}
-	return nil, fmt.Errorf("dialling %s from our listen port: no TCP listener of that address family", raddr)
+	return "", "", errors.New("no TCP listener of that address family")
 }
 
 // Dial implements Transport.
@@ -114,7 +123,7 @@ func (t *TCP) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn
 		return nil, fmt.Errorf("dialling %s: %w", ep, err)
 	}
 	connectRTT := t.cfg.Clock.Now().Sub(start)
-	c, err := t.handshake(ctx, raw, &want)
+	c, err := t.handshake(ctx, raw, &want, false)
 	if err != nil {
 		return nil, fmt.Errorf("handshake with %s at %s: %w", want.Short(), ep, err)
 	}
@@ -122,9 +131,13 @@ func (t *TCP) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn
 	return c, nil
 }
 
-// handshake runs TLS and the Hello exchange on raw; want is nil on the accepting side.
-// On error raw is closed.
-func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID) (c *streamConn, err error) {
+// handshake runs TLS and the Hello exchange on raw. want is the node we dialled, nil
+// on an accepted connection. A dialled connection is normally the TLS client; a
+// hole-punched one (punched) first settles the TLS roles with the punch preamble, and
+// an accepted one may start with that preamble instead of a TLS ClientHello. Either
+// way TLS must prove the node we dialled, or the one a preamble named. On error raw
+// is closed.
+func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID, punched bool) (c *streamConn, err error) {
 	defer func() {
 		if err != nil {
 			raw.Close()
@@ -137,16 +150,38 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	if err := raw.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	// A cancelled ctx must also stop the Hello exchange, not only the TLS handshake.
+	// A cancelled ctx must also stop the preamble and the Hello exchange, not only the
+	// TLS handshake.
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	client, expect, stream := want != nil, want, raw
+	switch {
+	case punched:
+		client, err = t.settlePunchRoles(raw)
+	case want == nil:
+		stream, expect, err = t.answerPunchPreamble(raw)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
+		return nil, err
+	}
 
 	start := t.cfg.Clock.Now()
+	cfg := t.tls
+	if expect != nil {
+		cfg = expectPeerConfig(t.tls, *expect)
+	}
 	var tc *tls.Conn
-	if want != nil {
-		tc = tls.Client(raw, expectPeerConfig(t.tls, *want))
+	if client {
+		tc = tls.Client(stream, cfg)
 	} else {
-		tc = tls.Server(raw, t.tls)
+		tc = tls.Server(stream, cfg)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, tlsError(err)
@@ -156,11 +191,11 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	if err != nil {
 		return nil, err
 	}
-	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, want != nil, t.cfg.MaxFrameSize)
+	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, client, t.cfg.MaxFrameSize)
 	if err := c.exchangeHello(&t.cfg.Common, helloFor(t.cfg.Identity.ID(), t.cfg.Endpoints(), raw.RemoteAddr())); err != nil {
 		return nil, err
 	}
-	if want == nil {
+	if !client {
 		c.rtt = tlsRTT
 	}
 	// Unhook the cancellation first: once it has fired it may still be about to set
@@ -253,7 +288,7 @@ func (in *tcpIncoming) RemoteAddr() net.Addr { return in.raw.RemoteAddr() }
 func (in *tcpIncoming) Close() error         { return in.raw.Close() }
 
 func (in *tcpIncoming) Handshake(ctx context.Context) (Conn, error) {
-	c, err := in.t.handshake(ctx, in.raw, nil)
+	c, err := in.t.handshake(ctx, in.raw, nil, false)
 	if err != nil {
 		return nil, fmt.Errorf("inbound handshake from %s: %w", in.raw.RemoteAddr(), err)
 	}
