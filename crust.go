@@ -174,6 +174,9 @@ func New(cfg Config) (*Service, error) {
 		NATRecheck:           cfg.NATRecheck,
 		UPnP:                 s.upnpConfig(),
 		UPnPWant:             upnpWant(listeners),
+		PunchTCP:             s.tcpPuncher(),
+		PunchUDP:             s.udpPuncher(),
+		Contact:              s.Contact,
 	})
 	if err != nil {
 		s.closeListeners(listeners)
@@ -296,6 +299,22 @@ func (s *Service) Contact() Contact {
 // and external endpoints STUN reported (with StunServers), and the UPnP mappings
 // (with UPnP).
 func (s *Service) NAT() NATInfo { return s.node.NAT() }
+
+// tcpPuncher and udpPuncher return the transports' punch primitives, or nil
+// interfaces where the protocol is off.
+func (s *Service) tcpPuncher() actors.TCPPuncher {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp
+}
+
+func (s *Service) udpPuncher() actors.UDPPuncher {
+	if s.quic == nil {
+		return nil
+	}
+	return s.quic
+}
 
 // prober returns the STUN prober for the node's sockets, or nil without servers.
 func (s *Service) prober(udp *stun.UDP, tcpPort, quicPort uint16) *nat.Prober {

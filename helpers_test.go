@@ -133,6 +133,13 @@ func (n *testNode) waitUntil(timeout time.Duration, what string, cond func() boo
 	}
 }
 
+// events returns the control events so far, in order.
+func (n *testNode) events() []crust.Event {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]crust.Event(nil), n.order...)
+}
+
 func (n *testNode) connectedCount(id crust.NodeID) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -120,6 +120,7 @@ func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contac
 		n.log.Debug("punch: no rendezvous; punching toward the contact as given", "peer", c.ID.Short(), "proto", proto)
 		plan.contact = c
 	default:
+		defer n.engine.Send(pid, punchDone{peer: c.ID, id: plan.id})
 		wait := time.NewTimer(plan.start.Sub(n.clock.Now()))
 		select {
 		case <-wait.C:
@@ -128,8 +129,7 @@ func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contac
 			return nil, context.Cause(ctx)
 		}
 	}
-	defer n.engine.Send(pid, punchDone{peer: c.ID})
-	return n.runPunch(ctx, proto, plan.contact)
+	return n.runPunch(ctx, proto, plan.contact, plan.blind)
 }
 
 // canPunch reports whether proto has its punch primitive here.
@@ -153,7 +153,7 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 	n.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
 		defer cancel()
-		conn, err := n.runPunch(ctx, proto, contact)
+		conn, err := n.runPunch(ctx, proto, contact, false)
 		n.engine.Send(rv, punchDone{peer: peer, id: id})
 		switch {
 		case err == nil && n.ctx.Err() == nil:
@@ -167,8 +167,9 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 }
 
 // runPunch punches toward c over proto until a connection is up (ours, or the
-// peer's through our listener), or ctx ends.
-func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact) (transport.Conn, error) {
+// peer's through our listener), or ctx ends. blind: the peer may not be punching
+// at all (no rendezvous told it), so we dial whatever the NodeID order says.
+func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, blind bool) (transport.Conn, error) {
 	targets := punchTargets(c, proto)
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("no %s endpoint of %s to punch toward (no reflected or public one)", proto, c.ID.Short())
@@ -188,7 +189,7 @@ func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact) 
 	if proto == "tcp" {
 		conn, err = n.punchTCP(ctx, targets, c.ID)
 	} else {
-		conn, err = n.punchQUIC(ctx, targets, c)
+		conn, err = n.punchQUIC(ctx, targets, c, blind)
 	}
 	if err != nil && n.dir.connected(c.ID) {
 		return nil, errPunchedByPeer
@@ -265,8 +266,9 @@ func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want iden
 
 // punchQUIC sends punch packets toward every target from the QUIC socket, so our
 // NAT lets the peer's packets in; the node with the smaller NodeID then dials QUIC,
-// the other one's listener accepts (no duplicate handshakes).
-func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
+// the other one's listener accepts (no duplicate handshakes). A blind punch dials
+// either way.
+func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transport.Contact, blind bool) (transport.Conn, error) {
 	punch := func() {
 		for _, t := range targets {
 			_ = n.cfg.PunchUDP.Punch(t)
@@ -287,7 +289,7 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 			}
 		}
 	})
-	if !n.self.Less(c.ID) {
+	if !blind && !n.self.Less(c.ID) {
 		<-ctx.Done()
 		return nil, fmt.Errorf("quic punch: the peer (smaller NodeID) dials; it did not get through: %w", context.Cause(ctx))
 	}

@@ -75,6 +75,8 @@ type punchPlan struct {
 	rtt time.Duration
 	// via is the rendezvous node.
 	via identity.NodeID
+	// id is the attempt's, for punchDone.
+	id uint64
 	// blind: no rendezvous could be used; punch now toward the contact the caller
 	// has, in case the peer punches too (the embedding layer's own exchange).
 	blind bool
@@ -121,6 +123,7 @@ type (
 type attempt struct {
 	id        uint64
 	proto     string
+	started   time.Time
 	initiator bool
 	sentAt    time.Time
 	vias      []identity.NodeID
@@ -277,8 +280,13 @@ func (r *rendezvousActor) take1(via identity.NodeID) bool {
 
 // start begins an initiator attempt.
 func (r *rendezvousActor) start(m punchStart) {
+	if a := r.attempts[m.peer]; a != nil && r.n.clock.Now().Sub(a.started) > 2*r.n.cfg.StepTimeout+rendezvousTimeout {
+		r.drop(m.peer, a) // lost track of it: its caller is long gone
+	}
 	if a := r.attempts[m.peer]; a != nil {
-		m.plan <- punchPlan{err: fmt.Errorf("a punch with %s is already in progress", m.peer.Short())}
+		// One punch per peer at a time: this caller waits for the one under way
+		// (the peer's, or an earlier one of ours) to connect us.
+		m.plan <- punchPlan{follow: true}
 		return
 	}
 	var vias []identity.NodeID
@@ -293,7 +301,7 @@ func (r *rendezvousActor) start(m punchStart) {
 	}
 	r.nextID++
 	a := &attempt{id: r.nextID, proto: m.proto, initiator: true, sentAt: r.n.clock.Now(), vias: vias, plan: m.plan}
-	r.attempts[m.peer] = a
+	r.add(m.peer, a)
 	contact, err := r.n.cfg.Contact().MarshalBinary()
 	if err != nil {
 		r.finish(a, punchPlan{err: err})
@@ -336,7 +344,7 @@ func (r *rendezvousActor) take(via, peer identity.NodeID, m punchBody) {
 		rtt := now.Sub(a.sentAt)
 		r.sendBody(via, peer, punchBody{Kind: punchSync, ID: a.id})
 		r.n.log.Debug("punch: peer answered; starting", "peer", peer.Short(), "via", via.Short(), "rtt", rtt)
-		r.finish(a, punchPlan{contact: contact, start: now.Add(rtt / 2), rtt: rtt, via: via})
+		r.finish(a, punchPlan{contact: contact, start: now.Add(rtt / 2), rtt: rtt, via: via, id: a.id})
 	case punchSync:
 		if a == nil || a.initiator || a.id != m.ID || a.answered {
 			return
@@ -389,7 +397,7 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 		return
 	}
 	b := &attempt{id: m.ID, proto: m.Proto, vias: []identity.NodeID{via}, contact: contact}
-	r.attempts[peer] = b
+	r.add(peer, b)
 	r.sendBody(via, peer, punchBody{Kind: punchReply, ID: m.ID, Contact: ours})
 	r.arm(peer, b)
 }
@@ -418,12 +426,22 @@ func (r *rendezvousActor) finish(a *attempt, p punchPlan) {
 	}
 }
 
+// add records a as the attempt with peer. From now until it is dropped, a
+// connection the listener accepts from peer over a.proto counts as punched: the
+// peer may be quicker than our own side of the punch.
+func (r *rendezvousActor) add(peer identity.NodeID, a *attempt) {
+	a.started = r.n.clock.Now()
+	r.attempts[peer] = a
+	r.n.punches.add(peer, a.proto, 1)
+}
+
 func (r *rendezvousActor) drop(peer identity.NodeID, a *attempt) {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
 	if r.attempts[peer] == a {
 		delete(r.attempts, peer)
+		r.n.punches.add(peer, a.proto, -1)
 	}
 }
 
