@@ -129,6 +129,12 @@ type Config struct {
 	UPnPRootURL string
 	// UPnPLease is the lease asked for each mapping. Default: 1 h.
 	UPnPLease time.Duration
+	// FirewallHops is the hop limit (IPv4 TTL, IPv6 hop limit) of the SYN that opens
+	// our own stateful firewall before a TCP punch, sent when STUN says we have no NAT
+	// (SocketSynergy): it must pass our firewall and die before the peer's side, which
+	// could answer it with a reset that closes the hole again. Default: 0, chosen per
+	// path: 2 (past our first router), fewer if the peer is nearer.
+	FirewallHops int
 	// ShutdownGrace is how long Close waits for peers to answer Goodbye. Default: 2 s.
 	ShutdownGrace time.Duration
 	// Log receives the node's logs. Default: slog.Default().

@@ -176,6 +176,9 @@ func New(cfg Config) (*Service, error) {
 		UPnPWant:             upnpWant(listeners),
 		PunchTCP:             s.tcpPuncher(),
 		PunchUDP:             s.udpPuncher(),
+		Firewall:             s.tcpFirewall(),
+		FirewallHops:         cfg.FirewallHops,
+		HopsTo:               transport.HopsTo,
 		Contact:              s.Contact,
 	})
 	if err != nil {
@@ -303,6 +306,13 @@ func (s *Service) NAT() NATInfo { return s.node.NAT() }
 // tcpPuncher and udpPuncher return the transports' punch primitives, or nil
 // interfaces where the protocol is off.
 func (s *Service) tcpPuncher() actors.TCPPuncher {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp
+}
+
+func (s *Service) tcpFirewall() actors.FirewallOpener {
 	if s.tcp == nil {
 		return nil
 	}

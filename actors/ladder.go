@@ -139,7 +139,11 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		cancel()
 		r.Took = n.clock.Now().Sub(start)
 		if err == nil {
-			return conn, step.name, results, nil
+			kind := step.name
+			if step.punch {
+				kind = n.punchKind(step.proto, c)
+			}
+			return conn, kind, results, nil
 		}
 		if ctx.Err() != nil {
 			return nil, "", nil, ErrClosed

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"net/netip"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,14 @@ type Config struct {
 	// punch). Default: none, the punch steps are skipped.
 	PunchTCP TCPPuncher
 	PunchUDP UDPPuncher
+	// Firewall opens our stateful firewall with a hop-limited SYN before a TCP punch,
+	// when STUN says we have no NAT. Default: none.
+	Firewall FirewallOpener
+	// FirewallHops is the hop limit of that SYN; 0 picks it per path with HopsTo
+	// (past our first router, never as far as the peer). Default: 0.
+	FirewallHops int
+	// HopsTo counts the routers on the path to an address. Default: none (2 hops).
+	HopsTo func(ctx context.Context, raddr netip.AddrPort, max int) (int, error)
 	// Contact returns our current contact, sent to a peer we punch toward.
 	// Required with PunchTCP or PunchUDP.
 	Contact func() transport.Contact

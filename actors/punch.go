@@ -41,26 +41,42 @@ type UDPPuncher interface {
 // connection is there, made by the other side.
 var errPunchedByPeer = errors.New("connected by the peer's side of the punch")
 
-// punching records the punches in progress by peer and protocol, so that a
-// connection the listener accepts meanwhile counts as punched.
+// punching records the punches in progress by peer and protocol, with the kind of
+// connection they make, so that a connection the listener accepts meanwhile counts
+// as punched.
 type punching struct {
 	mu  sync.Mutex
-	set map[identity.NodeID]map[string]int
+	set map[identity.NodeID]map[string]*punchCount
 }
 
-func (p *punching) add(id identity.NodeID, proto string, delta int) {
+type punchCount struct {
+	n    int
+	kind string
+}
+
+// add counts a punch with id over proto in (delta 1, kind the connection kind) or
+// out (delta -1).
+func (p *punching) add(id identity.NodeID, proto, kind string, delta int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.set == nil {
-		p.set = make(map[identity.NodeID]map[string]int)
+		p.set = make(map[identity.NodeID]map[string]*punchCount)
 	}
 	m := p.set[id]
 	if m == nil {
-		m = make(map[string]int)
+		m = make(map[string]*punchCount)
 		p.set[id] = m
 	}
-	m[proto] += delta
-	if m[proto] <= 0 {
+	c := m[proto]
+	if c == nil {
+		c = &punchCount{}
+		m[proto] = c
+	}
+	c.n += delta
+	if kind != "" {
+		c.kind = kind
+	}
+	if c.n <= 0 {
 		delete(m, proto)
 	}
 	if len(m) == 0 {
@@ -68,19 +84,41 @@ func (p *punching) add(id identity.NodeID, proto string, delta int) {
 	}
 }
 
-func (p *punching) active(id identity.NodeID, proto string) bool {
+// kind returns the kind of the punch with id over proto in progress, or "".
+func (p *punching) kind(id identity.NodeID, proto string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.set[id][proto] > 0
+	if c := p.set[id][proto]; c != nil {
+		return c.kind
+	}
+	return ""
 }
 
 // inboundKind is the kind of an accepted connection: punched if a punch with its
 // peer over its protocol is in progress.
 func (n *node) inboundKind(c transport.Conn) string {
-	if n.punches.active(c.PeerID(), c.Proto()) {
-		return c.Proto() + "-punch"
+	if k := n.punches.kind(c.PeerID(), c.Proto()); k != "" {
+		return k
 	}
 	return c.Proto() + "-direct"
+}
+
+// punchKind names a punched connection to peer over proto: "firewall-punch" for TCP
+// where one side has no NAT (STUN saw its own address: at most a stateful firewall
+// stands in the way, opened by our hop-limited SYN), else proto + "-punch".
+func (n *node) punchKind(proto string, peer transport.Contact) string {
+	if proto == "tcp" && (peer.NAT == "no-nat" || n.natBehavior() == "no-nat") {
+		return "firewall-punch"
+	}
+	return proto + "-punch"
+}
+
+// natBehavior is our NAT's mapping behaviour as STUN told it, or "unknown".
+func (n *node) natBehavior() string {
+	if p := n.nat.Load(); p != nil {
+		return p.Behavior
+	}
+	return "unknown"
 }
 
 // nodePuncher is the ladder's Puncher: rendezvous through a connected peer, then
@@ -98,7 +136,7 @@ func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contac
 		return nil, ErrClosed
 	}
 	planCh := make(chan punchPlan, 1)
-	n.engine.Send(pid, punchStart{peer: c.ID, proto: proto, plan: planCh})
+	n.engine.Send(pid, punchStart{peer: c.ID, proto: proto, contact: c, plan: planCh})
 	var plan punchPlan
 	select {
 	case plan = <-planCh:
@@ -110,8 +148,8 @@ func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contac
 		return nil, plan.err
 	case plan.follow:
 		// The peer's punch goes first; it connects us, or this step times out.
-		n.punches.add(c.ID, proto, 1)
-		defer n.punches.add(c.ID, proto, -1)
+		n.punches.add(c.ID, proto, n.punchKind(proto, c), 1)
+		defer n.punches.add(c.ID, proto, "", -1)
 		if err := n.dir.waitConnected(ctx, c.ID); err != nil {
 			return nil, fmt.Errorf("waiting for the peer's punch: %w", err)
 		}
@@ -157,7 +195,7 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 		n.engine.Send(rv, punchDone{peer: peer, id: id})
 		switch {
 		case err == nil && n.ctx.Err() == nil:
-			n.engine.Send(sup, punchedConn{conn: conn, kind: proto + "-punch"})
+			n.engine.Send(sup, punchedConn{conn: conn, kind: n.punchKind(proto, contact)})
 		case err == nil:
 			conn.Close()
 		case !errors.Is(err, errPunchedByPeer):
@@ -174,8 +212,8 @@ func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, 
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("no %s endpoint of %s to punch toward (no reflected or public one)", proto, c.ID.Short())
 	}
-	n.punches.add(c.ID, proto, 1)
-	defer n.punches.add(c.ID, proto, -1)
+	n.punches.add(c.ID, proto, n.punchKind(proto, c), 1)
+	defer n.punches.add(c.ID, proto, "", -1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Stop as soon as the peer is connected, whoever's socket made it.
@@ -187,6 +225,9 @@ func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, 
 	var conn transport.Conn
 	var err error
 	if proto == "tcp" {
+		if n.natBehavior() == "no-nat" {
+			n.openFirewall(ctx, targets)
+		}
 		conn, err = n.punchTCP(ctx, targets, c.ID)
 	} else {
 		conn, err = n.punchQUIC(ctx, targets, c, blind)
@@ -306,4 +347,55 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("quic punch to %v: %w", targets, errors.Join(append(errs, context.Cause(ctx))...))
+}
+
+// FirewallOpener sends a hop-limited SYN from the TCP listen port (SocketSynergy):
+// it passes our own stateful firewall, which then expects the peer, and dies before
+// the peer's side, which might answer it with a reset.
+type FirewallOpener interface {
+	OpenFirewall(ctx context.Context, raddr netip.AddrPort, hops int) error
+}
+
+// defaultFirewallHops is the hop limit of a firewall-opening SYN when the path is not
+// measured: past the first router (our firewall) and no further.
+const defaultFirewallHops = 2
+
+// openFirewall opens our firewall toward each target, with Config.FirewallHops or,
+// if 0, the hop limit FirewallHops picks for the path.
+func (n *node) openFirewall(ctx context.Context, targets []netip.AddrPort) {
+	if n.cfg.Firewall == nil {
+		return
+	}
+	for _, t := range targets {
+		hops := n.cfg.FirewallHops
+		if hops <= 0 {
+			hops = n.autoHops(ctx, t)
+		}
+		if hops <= 0 {
+			continue
+		}
+		err := n.cfg.Firewall.OpenFirewall(ctx, t, hops)
+		n.log.Debug("punch: opening our firewall", "target", t, "hops", hops, "err", err)
+	}
+}
+
+// autoHops picks the hop limit of a firewall-opening SYN toward t: 2 (past our first
+// router, taken to be our firewall), or 0 (nothing to open) when t is on our own link.
+// It never reaches t itself: with fewer routers on the way than that, it stops one
+// short of t.
+func (n *node) autoHops(ctx context.Context, t netip.AddrPort) int {
+	if n.cfg.HopsTo == nil {
+		return defaultFirewallHops
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	routers, err := n.cfg.HopsTo(ctx, t, 8)
+	switch {
+	case err != nil:
+		return defaultFirewallHops
+	case routers == 0:
+		return 0
+	default:
+		return min(defaultFirewallHops, routers)
+	}
 }

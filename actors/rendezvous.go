@@ -98,9 +98,10 @@ type (
 	}
 	// punchStart asks the Rendezvous actor to arrange a punch with peer.
 	punchStart struct {
-		peer  identity.NodeID
-		proto string
-		plan  chan punchPlan
+		peer    identity.NodeID
+		proto   string
+		contact transport.Contact // the peer's, as the caller has it
+		plan    chan punchPlan
 	}
 	// punchDone ends an attempt.
 	punchDone struct {
@@ -301,7 +302,7 @@ func (r *rendezvousActor) start(m punchStart) {
 	}
 	r.nextID++
 	a := &attempt{id: r.nextID, proto: m.proto, initiator: true, sentAt: r.n.clock.Now(), vias: vias, plan: m.plan}
-	r.add(m.peer, a)
+	r.add(m.peer, a, r.n.punchKind(m.proto, m.contact))
 	contact, err := r.n.cfg.Contact().MarshalBinary()
 	if err != nil {
 		r.finish(a, punchPlan{err: err})
@@ -397,7 +398,7 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 		return
 	}
 	b := &attempt{id: m.ID, proto: m.Proto, vias: []identity.NodeID{via}, contact: contact}
-	r.add(peer, b)
+	r.add(peer, b, r.n.punchKind(m.Proto, contact))
 	r.sendBody(via, peer, punchBody{Kind: punchReply, ID: m.ID, Contact: ours})
 	r.arm(peer, b)
 }
@@ -429,10 +430,10 @@ func (r *rendezvousActor) finish(a *attempt, p punchPlan) {
 // add records a as the attempt with peer. From now until it is dropped, a
 // connection the listener accepts from peer over a.proto counts as punched: the
 // peer may be quicker than our own side of the punch.
-func (r *rendezvousActor) add(peer identity.NodeID, a *attempt) {
+func (r *rendezvousActor) add(peer identity.NodeID, a *attempt, kind string) {
 	a.started = r.n.clock.Now()
 	r.attempts[peer] = a
-	r.n.punches.add(peer, a.proto, 1)
+	r.n.punches.add(peer, a.proto, kind, 1)
 }
 
 func (r *rendezvousActor) drop(peer identity.NodeID, a *attempt) {
@@ -441,7 +442,7 @@ func (r *rendezvousActor) drop(peer identity.NodeID, a *attempt) {
 	}
 	if r.attempts[peer] == a {
 		delete(r.attempts, peer)
-		r.n.punches.add(peer, a.proto, -1)
+		r.n.punches.add(peer, a.proto, "", -1)
 	}
 }
 

@@ -81,6 +81,7 @@ func (c Config) check() (crust.Config, []*Error) {
 	}
 	lib.StunServers = slices.Clone(c.StunServers)
 	lib.UPnP = c.UPnP
+	lib.FirewallHops = ch.inRange("firewall_hops", c.FirewallHops, 0, 64)
 	lib.UPnPLease = ch.positive("upnp_lease", c.UPnPLease)
 	if c.UPnPURL != "" {
 		if u, err := url.Parse(c.UPnPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

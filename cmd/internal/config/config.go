@@ -54,6 +54,9 @@ type Config struct {
 	// UPnPLease (upnp_lease) is the lease asked for each mapping; it is renewed at
 	// half. Default: 1 h.
 	UPnPLease Duration `toml:"upnp_lease"`
+	// FirewallHops (firewall_hops) is the hop limit of the SYN that opens our own
+	// firewall before a TCP punch; 0 picks it per path. Default: 0.
+	FirewallHops int `toml:"firewall_hops"`
 	// Whitelist (whitelist), if not empty, is the only NodeIDs this node talks to.
 	// Default: none, everyone.
 	Whitelist []string `toml:"whitelist"`

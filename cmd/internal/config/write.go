@@ -42,8 +42,10 @@ the NAT's behaviour. Empty: none; peers still tell us how they see us.`,
 	"upnp":       `Ask the LAN's router (UPnP IGD, found by SSDP) to forward listen_port to this node.`,
 	"upnp_url":   `The router's UPnP root description URL; empty: find it by SSDP.`,
 	"upnp_lease": `Lease asked for each UPnP mapping; renewed at half, deleted at stop.`,
-	"whitelist":  `NodeIDs: if not empty, the only nodes this node connects to or accepts.`,
-	"blacklist":  `NodeIDs never connected to nor accepted, even if in whitelist.`,
+	"firewall_hops": `Hop limit of the SYN that opens this host's own firewall before a TCP hole punch
+(no NAT, a stateful firewall): past the firewall, short of the peer. 0: chosen per path.`,
+	"whitelist": `NodeIDs: if not empty, the only nodes this node connects to or accepts.`,
+	"blacklist": `NodeIDs never connected to nor accepted, even if in whitelist.`,
 	"admin": `Admin endpoint. Empty: admin.sock in data_dir; "unix:PATH" (relative to data_dir),
 "unix:///ABSOLUTE/PATH", "tcp://127.0.0.1:PORT" (loopback only) or "off".`,
 	"limits": `Timeouts and bounds of the connections. Durations are like "10s", "1m30s" or
