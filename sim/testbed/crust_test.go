@@ -62,6 +62,7 @@ type node struct {
 	proc  *testbed.Proc
 	admin string
 	id    string
+	c     *admin.Client // for requests; an events stream needs its own (newClient)
 }
 
 // startNode runs crust-node in host's namespace, listening on its address at port,
@@ -93,7 +94,17 @@ shutdown_grace = "1s"
 	return &node{t: t, proc: p, id: m[1], admin: m[2]}
 }
 
+// client returns the node's admin client for requests, dialled once.
 func (d *node) client() *admin.Client {
+	d.t.Helper()
+	if d.c == nil {
+		d.c = d.newClient()
+	}
+	return d.c
+}
+
+// newClient dials the admin API again, for an events stream.
+func (d *node) newClient() *admin.Client {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
