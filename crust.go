@@ -411,6 +411,9 @@ func (s *Service) Close() error {
 	if s.quic != nil {
 		s.quic.Close()
 	}
+	if s.tcp != nil {
+		s.tcp.Wait()
+	}
 	return s.closeCache()
 }
 

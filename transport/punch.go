@@ -139,12 +139,62 @@ func punchRetryable(err error) bool {
 }
 
 // settlePunchRoles runs the dialling side's preamble exchange on a punched connection
-// and reports whether we are TLS client.
-func (t *TCP) settlePunchRoles(raw net.Conn) (client bool, err error) {
+// and reports whether we are TLS client, and the stream TLS runs on.
+//
+// The node with the smaller NodeID (of us and want) is TLS client whatever the
+// peer's role: an acceptor is server, and after a simultaneous open the smaller is
+// client. So it does not wait for the peer's preamble: its ClientHello follows its
+// own at once, and the peer's preamble is read (and checked) from the returned
+// stream before TLS reads anything else. That saves the round trip on the common
+// paths; only a larger dialler whose SYN reached the peer's listener waits for the
+// answer to learn it is client.
+func (t *TCP) settlePunchRoles(raw net.Conn, want identity.NodeID) (client bool, stream net.Conn, err error) {
 	self := t.cfg.Identity.ID()
 	if _, err := raw.Write(appendPunchPreamble(nil, punchRoleDialer, self)); err != nil {
-		return false, fmt.Errorf("sending the punch preamble: %w", err)
+		return false, nil, fmt.Errorf("sending the punch preamble: %w", err)
 	}
+	if self.Less(want) {
+		return true, &preambleConn{Conn: raw, self: self, want: want}, nil
+	}
+	client, err = t.readPeerPreamble(raw)
+	return client, raw, err
+}
+
+// preambleConn reads and checks the peer's punch preamble before the first byte TLS
+// reads.
+type preambleConn struct {
+	net.Conn
+	self identity.NodeID
+	want identity.NodeID // a preamble naming another node ends it here
+	done bool
+	err  error
+}
+
+func (c *preambleConn) Read(b []byte) (int, error) {
+	if !c.done {
+		c.done = true
+		var buf [punchPreambleSize]byte
+		if _, err := io.ReadFull(c.Conn, buf[:]); err != nil {
+			c.err = fmt.Errorf("reading the peer's punch preamble: %w", err)
+		} else if _, peer, err := parsePunchPreamble(buf[:]); err != nil {
+			c.err = err
+		} else if peer == c.self {
+			c.err = fmt.Errorf("%w: the peer has our own node ID (a connection to ourselves?)", ErrBadPunchPreamble)
+		} else if peer != c.want {
+			// Our guess that we are TLS client rested on want: another node (which
+			// TLS would also refuse) may be client too.
+			c.err = &identity.WrongPeerError{Want: c.want, Got: peer}
+		}
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.Conn.Read(b)
+}
+
+// readPeerPreamble reads the peer's preamble and reports whether we are TLS client.
+func (t *TCP) readPeerPreamble(raw net.Conn) (client bool, err error) {
+	self := t.cfg.Identity.ID()
 	var buf [punchPreambleSize]byte
 	if _, err := io.ReadFull(raw, buf[:]); err != nil {
 		return false, fmt.Errorf("reading the peer's punch preamble: %w", err)

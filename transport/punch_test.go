@@ -520,7 +520,10 @@ func TestTCPPunchBadReply(t *testing.T) {
 			if c != nil {
 				c.Close()
 			}
-			if !errors.Is(err, tt.want) {
+			// The smaller node sends its ClientHello right after its preamble: a peer
+			// that hangs up unread may reset the connection before its bytes are read.
+			reset := tt.want == io.ErrUnexpectedEOF && errors.Is(err, syscall.ECONNRESET)
+			if !errors.Is(err, tt.want) && !reset {
 				t.Fatalf("PunchDial = %v, want %v", err, tt.want)
 			}
 			if ctx.Err() != nil {

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
@@ -33,7 +35,15 @@ type TCP struct {
 	cfg       TCPConfig
 	tls       *tls.Config
 	listeners []*tcpListener
+	closing   sync.WaitGroup // connections ending in closeAfterPeerTCP
 }
+
+// maxTCPLinger bounds how long an ending connection waits for the peer's FIN.
+const maxTCPLinger = 2 * time.Second
+
+// Wait waits for the connections still ending after CloseAfterPeer (each at most a
+// couple of seconds): after it, the transport has no goroutine left.
+func (t *TCP) Wait() { t.closing.Wait() }
 
 var _ Transport = (*TCP)(nil)
 
@@ -161,7 +171,7 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	client, expect, stream := want != nil, want, raw
 	switch {
 	case punched:
-		client, err = t.settlePunchRoles(raw)
+		client, stream, err = t.settlePunchRoles(raw, *want)
 	case want == nil:
 		stream, expect, err = t.answerPunchPreamble(raw)
 	}
@@ -192,6 +202,9 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 		return nil, err
 	}
 	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, client, t.cfg.MaxFrameSize)
+	c.lingerFn = func(timeout time.Duration) {
+		t.closing.Go(func() { closeAfterPeerTCP(tc, raw, min(timeout, maxTCPLinger)) })
+	}
 	if err := c.exchangeHello(&t.cfg.Common, helloFor(t.cfg.Identity.ID(), t.cfg.Endpoints(), raw.RemoteAddr())); err != nil {
 		return nil, err
 	}
@@ -293,4 +306,21 @@ func (in *tcpIncoming) Handshake(ctx context.Context) (Conn, error) {
 		return nil, fmt.Errorf("inbound handshake from %s: %w", in.raw.RemoteAddr(), err)
 	}
 	return c, nil
+}
+
+// closeAfterPeerTCP ends a TCP connection whose Goodbyes are through: our FIN after
+// everything we wrote, then, once the peer's FIN shows it has read all of it (or
+// after timeout), a close with SO_LINGER 0. The reset instead of a graceful close
+// keeps the 4-tuple out of TIME_WAIT: a punched connection runs between the two
+// listen ports, and a punch to the same peer within a minute needs that tuple again.
+func closeAfterPeerTCP(tc *tls.Conn, raw net.Conn, timeout time.Duration) {
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	if tc.CloseWrite() == nil {
+		// Read to the peer's FIN (its Goodbye came before: anything more is dropped).
+		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = raw.Close()
 }
