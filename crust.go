@@ -180,6 +180,7 @@ func New(cfg Config) (*Service, error) {
 		FirewallHops:         cfg.FirewallHops,
 		HopsTo:               transport.HopsTo,
 		Contact:              s.Contact,
+		LocalPrefixes:        s.localPrefixes,
 	})
 	if err != nil {
 		s.closeListeners(listeners)
@@ -340,14 +341,23 @@ func (s *Service) prober(udp *stun.UDP, tcpPort, quicPort uint16) *nat.Prober {
 
 // localAddrs lists the host's addresses, to tell "no NAT" from STUN's answers.
 func (s *Service) localAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, p := range s.localPrefixes() {
+		out = append(out, p.Addr())
+	}
+	return out
+}
+
+// localPrefixes lists the host's addresses with their networks.
+func (s *Service) localPrefixes() []netip.Prefix {
 	addrs, err := s.cfg.Net.InterfaceAddrs()
 	if err != nil {
 		return nil
 	}
-	var out []netip.Addr
+	var out []netip.Prefix
 	for _, a := range addrs {
 		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr().Unmap())
+			out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
 		}
 	}
 	return out

@@ -124,7 +124,13 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 			continue
 		}
 		start := n.clock.Now()
-		deadline := start.Add(n.cfg.StepTimeout)
+		budget := n.cfg.StepTimeout
+		if !step.punch && n.allForeignLAN(cands) {
+			// Private addresses of another network: reachable only over a routed
+			// LAN or VPN, which answers quickly. Routers often just drop the rest.
+			budget = min(budget, foreignLANBudget)
+		}
+		deadline := start.Add(budget)
 		stepCtx, cancel := context.WithDeadline(ctx, deadline)
 		var conn transport.Conn
 		var err error
@@ -149,7 +155,7 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 			return nil, "", nil, ErrClosed
 		}
 		if timedOut {
-			err = fmt.Errorf("timed out after %v: %w", n.cfg.StepTimeout, err)
+			err = fmt.Errorf("timed out after %v: %w", budget, err)
 		}
 		r.Err = err
 		results = append(results, r)
@@ -215,4 +221,29 @@ func (n *node) dialFirst(ctx context.Context, eps []transport.Endpoint, want ide
 		return nil, errs[0]
 	}
 	return nil, errors.Join(errs...)
+}
+
+// foreignLANBudget bounds a direct step whose every candidate is a private address
+// outside our own networks.
+const foreignLANBudget = 500 * time.Millisecond
+
+// allForeignLAN reports whether every endpoint is a LAN address (private, link-local,
+// CGNAT; not loopback) outside the networks of our own interfaces.
+func (n *node) allForeignLAN(eps []transport.Endpoint) bool {
+	if n.cfg.LocalPrefixes == nil || len(eps) == 0 {
+		return false
+	}
+	local := n.cfg.LocalPrefixes()
+	for _, ep := range eps {
+		a := ep.Addr.Addr().Unmap()
+		if !transport.IsLAN(a) || a.IsLoopback() {
+			return false
+		}
+		for _, p := range local {
+			if p.Contains(a) {
+				return false
+			}
+		}
+	}
+	return true
 }

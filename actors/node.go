@@ -112,6 +112,10 @@ type Config struct {
 	FirewallHops int
 	// HopsTo counts the routers on the path to an address. Default: none (2 hops).
 	HopsTo func(ctx context.Context, raddr netip.AddrPort, max int) (int, error)
+	// LocalPrefixes lists the networks of our interfaces: a direct step whose
+	// candidates are all private addresses outside them gets a short budget.
+	// Default: none known (every step gets StepTimeout).
+	LocalPrefixes func() []netip.Prefix
 	// Contact returns our current contact, sent to a peer we punch toward.
 	// Required with PunchTCP or PunchUDP.
 	Contact func() transport.Contact

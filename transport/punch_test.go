@@ -160,9 +160,9 @@ func TestTCPPunchSimultaneous(t *testing.T) {
 			}
 			switch how := ends[0].via + "/" + ends[1].via; how {
 			case "punch/punch":
-				// Simultaneous open: the smaller node ID is the TLS client.
-				if ca.Outbound() != a.id().Less(b.id()) {
-					t.Fatalf("simultaneous open: a is TLS client %v, but a < b is %v", ca.Outbound(), a.id().Less(b.id()))
+				// Simultaneous open: the larger node ID is the TLS client.
+				if ca.Outbound() != b.id().Less(a.id()) {
+					t.Fatalf("simultaneous open: a is TLS client %v, but a > b is %v", ca.Outbound(), b.id().Less(a.id()))
 				}
 				counts["simultaneous open"]++
 			case "punch/listener", "listener/punch":
@@ -430,8 +430,8 @@ func TestTCPPunchRoles(t *testing.T) {
 		client     bool // we end up TLS client
 	}{
 		{"peer accepted", lo, hi, roleAcceptor, true},
-		{"both dialled, we are smaller", lo, hi, roleDialer, true},
-		{"both dialled, we are larger", hi, lo, roleDialer, false},
+		{"both dialled, we are smaller", lo, hi, roleDialer, false},
+		{"both dialled, we are larger", hi, lo, roleDialer, true},
 	}
 	for _, tt := range tests {
 		for _, wrong := range []bool{false, true} {
@@ -520,7 +520,7 @@ func TestTCPPunchBadReply(t *testing.T) {
 			if c != nil {
 				c.Close()
 			}
-			// The smaller node sends its ClientHello right after its preamble: a peer
+			// The larger node sends its ClientHello right after its preamble: a peer
 			// that hangs up unread may reset the connection before its bytes are read.
 			reset := tt.want == io.ErrUnexpectedEOF && errors.Is(err, syscall.ECONNRESET)
 			if !errors.Is(err, tt.want) && !reset {
