@@ -34,6 +34,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ const (
 	modeListen    = "listen"
 	modeBroadcast = "broadcast"
 	modeNode      = "node"
+	modeListenFor = "listen-for"
 )
 
 // options are crust-lan's settings; main fills them from the command line.
@@ -65,6 +67,10 @@ type options struct {
 	logLevel string
 	// logOut receives the logs. Default: os.Stderr.
 	logOut io.Writer
+	// peer is the address listen-for opens the firewall for.
+	peer netip.AddrPort
+	// hops is listen-for's hop limit: 0 sends nothing, -1 picks it (auto).
+	hops int
 }
 
 func defaultOptions() options {
@@ -82,6 +88,11 @@ Shows crust's LAN discovery (the beacon on UDP). Modes:
   listen     print every beacon heard: type, sender, address, ports, contacts
   broadcast  send a Query and an Announce, print every Reply and Announce heard
   node       run a crust node with the beacon on; print peers found, connected, lost
+  listen-for PEER_ADDR
+             listen on -listen and open this host's stateful firewall for PEER_ADDR
+             (ip:port) with one hop-limited SYN from the listen port (-hops N, or auto:
+             past the first router, short of the peer), then print the connections
+             that come in; the peer connects from PEER_ADDR's port (SocketSynergy)
 
 Beacons are sent only to -addr; the default keeps them on loopback.
 
@@ -125,6 +136,7 @@ func parseArgs(args []string, usageOut io.Writer) (options, error) {
 	fs.StringVar(&opts.listen, "listen", opts.listen, "node mode: the TCP and QUIC listen address")
 	fs.DurationVar(&opts.duration, "duration", opts.duration, "how long to run; 0 runs until Ctrl-C")
 	fs.StringVar(&opts.logLevel, "loglevel", opts.logLevel, "log level: off, error, warn, info or debug")
+	hops := fs.String("hops", "auto", "listen-for: hop limit of the firewall-opening SYN; auto, or 0 to send none")
 
 	// flag stops at the first argument that is not a flag: parse again after each one,
 	// so that flags may follow the mode.
@@ -139,11 +151,23 @@ func parseArgs(args []string, usageOut io.Writer) (options, error) {
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(positional) != 1 {
+	if len(positional) == 0 || len(positional) > 2 || (len(positional) == 2) != (positional[0] == modeListenFor) {
 		fs.Usage()
-		return options{}, fmt.Errorf("want one mode (listen, broadcast or node), got %q", positional)
+		return options{}, fmt.Errorf("want one mode (listen, broadcast, node, or listen-for PEER_ADDR), got %q", positional)
 	}
 	opts.mode = positional[0]
+	if opts.mode == modeListenFor {
+		peer, err := netip.ParseAddrPort(positional[1])
+		if err != nil {
+			return options{}, fmt.Errorf("listen-for %q: want the peer's ip:port: %w", positional[1], err)
+		}
+		opts.peer = peer
+		if *hops == "auto" {
+			opts.hops = -1
+		} else if opts.hops, err = strconv.Atoi(*hops); err != nil || opts.hops < 0 || opts.hops > 255 {
+			return options{}, fmt.Errorf("-hops %q: want auto or 0 to 255", *hops)
+		}
+	}
 
 	a, err := netip.ParseAddr(*addr)
 	if err != nil {
@@ -159,8 +183,8 @@ func parseArgs(args []string, usageOut io.Writer) (options, error) {
 
 func (o options) validate() error {
 	switch {
-	case o.mode != modeListen && o.mode != modeBroadcast && o.mode != modeNode:
-		return fmt.Errorf("mode %q: want listen, broadcast or node", o.mode)
+	case o.mode != modeListen && o.mode != modeBroadcast && o.mode != modeNode && o.mode != modeListenFor:
+		return fmt.Errorf("mode %q: want listen, broadcast, node or listen-for", o.mode)
 	case !o.addr.Is4():
 		return fmt.Errorf("-addr %s: want an IPv4 broadcast address (IPv6 multicast is not supported yet), e.g. 127.255.255.255", o.addr)
 	case o.port == 0:
@@ -197,6 +221,8 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 		return runListen(ctx, opts, p, log)
 	case modeBroadcast:
 		return runBroadcast(ctx, opts, p, log)
+	case modeListenFor:
+		return runListenFor(ctx, opts, p, log)
 	default:
 		return runNode(ctx, opts, p, log)
 	}

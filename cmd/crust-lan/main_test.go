@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/crust-p2p/crust/transport"
 )
 
 // freeUDPPort returns a UDP port that nothing on the host was bound to a moment ago.
@@ -197,6 +200,11 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"listen", "-port", "0"}, "-port 0", false},
 		{[]string{"listen", "-port", "70000"}, "-port 70000", false},
 		{[]string{"listen", "-duration", "-1s"}, "-duration", false},
+		{[]string{"listen-for", "192.0.2.1:5000", "-hops", "2"}, modeListenFor, true},
+		{[]string{"listen-for"}, "want one mode", false},
+		{[]string{"listen-for", "nowhere"}, "want the peer's ip:port", false},
+		{[]string{"listen-for", "192.0.2.1:5000", "-hops", "many"}, "-hops", false},
+		{[]string{"listen", "192.0.2.1:5000"}, "want one mode", false},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -222,5 +230,47 @@ func TestUnknownLogLevel(t *testing.T) {
 	opts.logLevel = "loud"
 	if err := run(context.Background(), opts, io.Discard); err == nil || !strings.Contains(err.Error(), `-loglevel "loud"`) {
 		t.Fatalf("run: %v, want a -loglevel error", err)
+	}
+}
+
+// listen-for sends its hop-limited SYN from the listen port and prints the
+// connection the peer then makes from the port it was opened for. On loopback one
+// hop reaches the peer, so the SYN lands on the peer's listener: proof that it left
+// from our listen port toward the peer's.
+func TestListenFor(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// The peer listens on a shared port, so it can also connect from it.
+	peer, err := transport.OSNet{}.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	opts := testOptions(modeListenFor, 1, 5*time.Second, io.Discard)
+	opts.peer, opts.hops = netip.MustParseAddrPort(peer.Addr().String()), 1
+	out := newOutput()
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- run(ctx, opts, out) }()
+	m := out.waitFor(t, regexp.MustCompile(`listening on (\S+)`), 5*time.Second)
+	syn, err := peer.Accept() // our SYN, one hop: on loopback it reaches the peer
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := syn.RemoteAddr().String(); got != m[1] {
+		t.Fatalf("the firewall-opening SYN came from %s, want the listen address %s", got, m[1])
+	}
+	syn.Close()
+	out.waitFor(t, regexp.MustCompile(`firewall opened for \S+ with a SYN of hop limit 1`), 5*time.Second)
+	// The peer connects in from the port the firewall was opened for.
+	c, err := transport.OSNet{}.DialFrom(ctx, "tcp4", peer.Addr().String(), m[1])
+	if err != nil {
+		t.Fatalf("connecting in: %v", err)
+	}
+	c.Close()
+	out.waitFor(t, regexp.MustCompile(`accepted a connection from `+regexp.QuoteMeta(peer.Addr().String())), 5*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

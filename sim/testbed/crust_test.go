@@ -28,7 +28,7 @@ var (
 )
 
 // crustBin returns the path of a crust command built from this tree (crust-node,
-// stun-test).
+// stun-test, crust-lan).
 func crustBin(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -36,7 +36,7 @@ func crustBin(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "../../cmd/crust-node", "../../cmd/stun-test").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "../../cmd/crust-node", "../../cmd/stun-test", "../../cmd/crust-lan").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

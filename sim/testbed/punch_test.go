@@ -338,3 +338,89 @@ func TestHolePunchFromBothSides(t *testing.T) {
 	}
 	p.checkDirect(t, n.NAT3)
 }
+
+// Behind the firewall without NAT (stateful DROP of unsolicited inbound), a host on
+// the internet cannot connect in; after `crust-lan listen-for` opens the firewall
+// with a hop-limited SYN it can; a hop limit that reaches the peer draws its reset,
+// which the demo reports, and the automatic choice stops short of it.
+func TestFirewallPunch(t *testing.T) {
+	n := testbed.Up(t, testbed.Options{})
+	const listenPort = 41000
+	listen := netip.AddrPortFrom(n.H3A.Addr, listenPort).String()
+	peerPort := 41100
+	// connectIn connects from pub's port to the listener; it reports whether the
+	// connection was established.
+	connectIn := func(port int) bool {
+		_, err := n.Run(n.Pub.NS, "socat", "-u", "OPEN:/dev/null",
+			fmt.Sprintf("TCP:%s,sourceport=%d,reuseaddr,connect-timeout=2", listen, port))
+		return err == nil
+	}
+	listenFor := func(hops string, port int) *testbed.Proc {
+		if err := n.FlushConntrack(n.FW.NS); err != nil {
+			t.Fatal(err)
+		}
+		peer := netip.AddrPortFrom(n.Pub.Addr, uint16(port)).String()
+		return n.Start(t, n.H3A.NS, crustBin(t, "crust-lan"), "listen-for", peer, "-listen", listen, "-hops", hops, "-duration", "30s")
+	}
+
+	t.Run("NoPunch", func(t *testing.T) {
+		p := listenFor("0", peerPort)
+		defer p.Kill()
+		if err := p.WaitFor("no firewall-opening SYN sent", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if connectIn(peerPort) {
+			t.Fatalf("pub connected in through the firewall without a punch:\n%s", p.Output())
+		}
+	})
+	t.Run("AutoHops", func(t *testing.T) {
+		peerPort++
+		p := listenFor("auto", peerPort)
+		defer p.Kill()
+		if err := p.WaitFor("with a SYN of hop limit 2", 10*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, p.Output())
+		}
+		if !strings.Contains(p.Output(), "2 router(s) before") {
+			t.Fatalf("the automatic choice did not count two routers (fw, inet):\n%s", p.Output())
+		}
+		if !connectIn(peerPort) {
+			t.Fatalf("pub could not connect in after the firewall punch:\n%s", p.Output())
+		}
+		if err := p.WaitFor(fmt.Sprintf("accepted a connection from %v:%d", n.Pub.Addr, peerPort), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("TooManyHops", func(t *testing.T) {
+		peerPort++
+		p := listenFor("3", peerPort) // reaches pub itself, where nothing listens on that port
+		defer p.Kill()
+		if err := p.WaitFor("reached the peer's side: it answered with a reset", 10*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, p.Output())
+		}
+		in := connectIn(peerPort)
+		t.Logf("after the reset, pub connecting in: established=%v", in)
+		if in {
+			t.Fatalf("pub connected in although the reset closed the hole:\n%s", p.Output())
+		}
+	})
+}
+
+// A node behind the firewall without NAT and one behind a NAT connect through the
+// rendezvous: the firewalled side opens its firewall with the automatic hop limit,
+// and both report a firewall punch.
+func TestFirewallPunchCrust(t *testing.T) {
+	n := testbed.Up(t, testbed.Options{})
+	p := startPunchNodes(t, n, n.H1A, n.H3A, `["tcp"]`)
+	kind, d, err := p.punchRound(t)
+	if err != nil || kind != "firewall-punch" {
+		t.Fatalf("A behind nat1 to B behind the firewall: kind %q, %v", kind, err)
+	}
+	t.Logf("connected by %s in %v", kind, d.Round(time.Millisecond))
+	entry, _ := p.a.peer(p.b.id)
+	if entry.Addr != netip.AddrPortFrom(n.H3A.Addr, 40700).String() {
+		t.Fatalf("A reaches B at %s, want B's own address (no NAT)", entry.Addr)
+	}
+	if !strings.Contains(p.b.proc.Output(), `msg="punch: opening our firewall"`) || !strings.Contains(p.b.proc.Output(), "hops=2") {
+		t.Fatalf("B did not open its firewall with 2 hops:\n%s", p.b.proc.Output())
+	}
+}
