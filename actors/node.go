@@ -2,8 +2,8 @@ package actors
 
 import (
 	"context"
-	"net/netip"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
