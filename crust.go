@@ -299,6 +299,13 @@ func (s *Service) Contact() Contact {
 	return c
 }
 
+// LadderStats counts, since New, the runs of each ladder step (Attempts, by step
+// name; a punch's responder side included) and the sessions each kind of connection
+// started (Successes, by connection kind: "tcp-direct", "tcp-upnp", "tcp-punch",
+// "firewall-punch", "quic-direct", "quic-punch"; inbound connections count as their
+// kind, a punched one as punched).
+func (s *Service) LadderStats() map[string]StepCount { return s.node.LadderStats() }
+
 // NAT returns what the node knows of the NAT in front of it: the mapping behaviour
 // and external endpoints STUN reported (with StunServers), and the UPnP mappings
 // (with UPnP).

@@ -45,6 +45,10 @@ const (
 	StepQUICPunch  = actors.StepQUICPunch
 )
 
+// StepCount counts the runs of a ladder step and the connections a kind made; see
+// Service.LadderStats.
+type StepCount = actors.StepCount
+
 // NATInfo is what a node knows of the NAT in front of it (Service.NAT): the mapping
 // behaviour and external endpoints from STUN, and the UPnP mappings.
 type NATInfo = actors.NATInfo

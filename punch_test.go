@@ -78,6 +78,13 @@ func TestPunchThroughRendezvous(t *testing.T) {
 			}
 			a.waitConns(b.ID(), 1)
 			b.waitConns(a.ID(), 1)
+			st := a.LadderStats()
+			if st[proto+"-punch"].Attempts != 1 || st[want].Successes != 1 {
+				t.Fatalf("A's ladder stats %+v, want one %s attempt and one %s success", st, proto+"-punch", want)
+			}
+			if st := b.LadderStats(); st[proto+"-punch"].Attempts != 1 || st[want].Successes != 1 {
+				t.Fatalf("B's ladder stats %+v, want its responder attempt and one %s success", st, want)
+			}
 			if err := a.Send(b.ID(), []byte("through the hole")); err != nil {
 				t.Fatal(err)
 			}

@@ -123,6 +123,7 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 			results = append(results, r)
 			continue
 		}
+		n.stats.attempt(step.name)
 		start := n.clock.Now()
 		budget := n.cfg.StepTimeout
 		if !step.punch && n.allForeignLAN(cands) {

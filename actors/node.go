@@ -184,6 +184,8 @@ type node struct {
 	rendezvousPID atomic.Pointer[actor.PID]
 	// punches are the hole punches in progress, by peer and protocol.
 	punches punching
+	// stats counts ladder attempts and successes.
+	stats ladderStats
 	// natPID is the NAT actor; nat is what it knows, published for readers.
 	natPID atomic.Pointer[actor.PID]
 	nat    atomic.Pointer[NATInfo]

@@ -361,6 +361,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 		p.connected = true
 		p.info = info
 		p.n.report(sessionOutcome(cs.conn, p.n.clock.Now()))
+		p.n.stats.success(info.Kind)
 		p.link = p.n.dir.add(info, p.queue, p.traffic)
 		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})
 	} else {

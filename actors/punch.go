@@ -188,6 +188,7 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 	if sup == nil || rv == nil {
 		return
 	}
+	n.stats.attempt(proto + "-punch")
 	n.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
 		defer cancel()

@@ -114,6 +114,13 @@ func (c *Client) Bootstrap(ctx context.Context) ([]BootstrapEntry, error) {
 	return out, err
 }
 
+// Stats returns the daemon's connection statistics.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	err := c.do(ctx, request{Op: "stats"}, &out)
+	return out, err
+}
+
 // Events subscribes to the daemon's events: once it returns, every event published
 // after the subscription arrives on the channel, in order. The channel is closed when
 // ctx is done, on Close, when the daemon closes the connection, or after an

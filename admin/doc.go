@@ -19,11 +19,12 @@
 //	{"op":"disconnect","id":"<NodeID>"}
 //	{"op":"send","id":"<NodeID>","text":"hello"}     (or "data":"<base64>")
 //	{"op":"bootstrap"}
+//	{"op":"stats"}
 //	{"op":"events"}
 //
 // Answers are {"ok":true,"result":...} (result left out when there is none) or
 // {"ok":false,"error":"<reason>"}. The results are Self, []Peer, ConnectResult,
-// []BootstrapEntry in their JSON form. A malformed line or an unknown op is answered
+// []BootstrapEntry and Stats in their JSON form. A malformed line or an unknown op is answered
 // with an error and the connection stays usable; a line longer than 1 MiB is answered
 // with an error and the connection is closed. At most 32 connections are served at
 // once; more get an error line and are closed. Connect holds its connection until it

@@ -114,6 +114,20 @@ type BootstrapEntry struct {
 	Failures int `json:"failures"`
 }
 
+// Stats is the result of "stats": how connecting went since the daemon started.
+type Stats struct {
+	// Ladder counts, per ladder step, its runs (attempts), and per connection kind
+	// the connections it made (successes): "tcp-direct", "tcp-upnp", "tcp-punch",
+	// "firewall-punch", "quic-direct", "quic-punch".
+	Ladder map[string]StepCount `json:"ladder"`
+}
+
+// StepCount is one entry of Stats.Ladder.
+type StepCount struct {
+	Attempts  uint64 `json:"attempts"`
+	Successes uint64 `json:"successes"`
+}
+
 // Event types, the "type" of an Event.
 const (
 	// EventConnected: a peer connected (ID, Kind, Addr, RTTms, Outbound).

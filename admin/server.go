@@ -319,15 +319,17 @@ func (s *Server) handle(c net.Conn, line []byte, sub **subscriber) (ans answer) 
 		err = s.send(req)
 	case "bootstrap":
 		result = s.bootstrap()
+	case "stats":
+		result = s.stats()
 	case "events":
 		*sub = s.subscribe(remote(c))
 		if *sub == nil {
 			err = errors.New("the admin server is shutting down")
 		}
 	case "":
-		err = errors.New(`missing "op": want one of self, peers, connect, disconnect, send, bootstrap, events`)
+		err = errors.New(`missing "op": want one of self, peers, connect, disconnect, send, bootstrap, stats, events`)
 	default:
-		err = fmt.Errorf("unknown op %q: want one of self, peers, connect, disconnect, send, bootstrap, events", req.Op)
+		err = fmt.Errorf("unknown op %q: want one of self, peers, connect, disconnect, send, bootstrap, stats, events", req.Op)
 	}
 	if err != nil {
 		s.logLimited(slog.LevelDebug, "admin API: request failed", "remote", remote(c), "op", req.Op, "err", err)
@@ -633,4 +635,12 @@ func remote(c net.Conn) string {
 		return a.String()
 	}
 	return "unix socket"
+}
+
+func (s *Server) stats() Stats {
+	out := Stats{Ladder: map[string]StepCount{}}
+	for k, v := range s.svc.LadderStats() {
+		out.Ladder[k] = StepCount{Attempts: v.Attempts, Successes: v.Successes}
+	}
+	return out
 }

@@ -37,6 +37,7 @@ var commands = map[string]*command{
 	"disconnect": {args: "ID", nargs: 1, help: "disconnect a peer", run: cmdDisconnect},
 	"send":       {args: "ID TEXT", nargs: 2, help: "send TEXT to a connected peer", run: cmdSend},
 	"bootstrap":  {help: "list the bootstrap cache's entries, best first", run: cmdBootstrap},
+	"stats":      {help: "how connecting went: attempts per ladder step, successes per kind", run: cmdStats},
 	"events":     {help: "follow connections, losses and messages until Ctrl-C", run: cmdEvents},
 }
 
@@ -280,4 +281,22 @@ func describeEvent(ev admin.Event) string {
 		return fmt.Sprintf("listen failed %s: %s", ev.Addr, ev.Error)
 	}
 	return ev.Type
+}
+
+func cmdStats(ctx context.Context, c *admin.Client, _ []string, asJSON bool, out io.Writer) error {
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(out, st)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP/KIND\tATTEMPTS\tSUCCESSES")
+	for _, k := range []string{"tcp-direct", "tcp-upnp", "tcp-punch", "firewall-punch", "quic-direct", "quic-punch"} {
+		if v, ok := st.Ladder[k]; ok {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", k, v.Attempts, v.Successes)
+		}
+	}
+	return tw.Flush()
 }

@@ -22,7 +22,7 @@ import (
 const daemonUsage = `Usage:
   crust-node [--config PATH|-] [--loglevel LEVEL] [--log-json]   run the daemon
   crust-node --print-default                                     print the default config
-  crust-node self|peers|connect|disconnect|send|bootstrap|events [flags] [args]
+  crust-node self|peers|connect|disconnect|send|bootstrap|stats|events [flags] [args]
                                                                  talk to a running daemon
 Run "crust-node COMMAND --help" for a command's flags.
 

@@ -20,6 +20,7 @@
 //	crust-node disconnect ID           disconnect a peer
 //	crust-node send ID TEXT            send a message
 //	crust-node bootstrap [--json]      the bootstrap cache's entries
+//	crust-node stats [--json]          attempts per ladder step, successes per kind
 //	crust-node events [--json]         follow connections, losses and messages
 //
 // Each takes --admin ADDR (unix:///path or tcp://127.0.0.1:PORT), --config PATH or

@@ -274,6 +274,13 @@ func TestThreeDaemons(t *testing.T) {
 	if out := a.cli("peers"); !strings.Contains(out, b.id) || !strings.Contains(out, "2 peer(s)") {
 		t.Fatalf("peers table:\n%s", out)
 	}
+	var stats admin.Stats
+	if err := json.Unmarshal([]byte(a.cli("stats", "--json")), &stats); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats.Ladder["tcp-direct"]; st.Successes == 0 {
+		t.Fatalf("stats %+v: no tcp-direct session counted", stats)
+	}
 
 	for _, d := range ds {
 		if err := d.stop(); err != nil {

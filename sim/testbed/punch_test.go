@@ -200,7 +200,17 @@ func TestHolePunchBetweenNATs(t *testing.T) {
 			if len(took) > 0 {
 				median = took[len(took)/2]
 			}
-			t.Logf("%s: %d/%d rounds punched (%s); Connect median %v", tc.name, ok, punchRounds, tc.want, median.Round(time.Millisecond))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := p.a.client().Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d/%d rounds punched (%s); Connect median %v; A's stats: %s %+v", tc.name, ok, punchRounds, tc.want,
+				median.Round(time.Millisecond), tc.want, st.Ladder[tc.want])
+			if st.Ladder[tc.want].Successes != uint64(ok) || st.Ladder[tc.want].Attempts < uint64(ok) {
+				t.Errorf("A's stats for %s: %+v, want %d successes", tc.want, st.Ladder[tc.want], ok)
+			}
 			if ok != punchRounds {
 				t.Fatalf("%d/%d rounds punched:\n%s", ok, punchRounds, strings.Join(failures, "\n"))
 			}
