@@ -32,9 +32,11 @@ type TCPPuncher interface {
 	PunchDial(ctx context.Context, raddr netip.AddrPort, want identity.NodeID) (transport.Conn, error)
 }
 
-// UDPPuncher sends a punch datagram from the QUIC socket.
+// UDPPuncher sends punch datagrams from the QUIC socket: full ones, and hop-limited
+// ones that prime our own NAT or firewall without reaching the peer's router.
 type UDPPuncher interface {
 	Punch(raddr netip.AddrPort) error
+	OpenFirewall(raddr netip.AddrPort, hops int) error
 }
 
 // errPunchedByPeer ends a punch step whose peer connected us meanwhile: the
@@ -226,9 +228,6 @@ func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, 
 	var conn transport.Conn
 	var err error
 	if proto == "tcp" {
-		if n.natBehavior() == "no-nat" {
-			n.openFirewall(ctx, targets)
-		}
 		conn, err = n.punchTCP(ctx, targets, c.ID)
 	} else {
 		conn, err = n.punchQUIC(ctx, targets, c, blind)
@@ -280,8 +279,17 @@ func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want iden
 		err  error
 	}
 	results := make(chan result, len(targets))
+	hops := 0
+	if n.natBehavior() == "no-nat" {
+		// Behind a stateful firewall at most: open it without reaching the peer's
+		// side, which could answer a full SYN with a reset. (Behind a NAT, priming
+		// TCP the same way made punches through rejecting routers worse in the
+		// testbed: the peer's SYN then met a half-open connection on our listener.)
+		hops = n.primeHops(ctx, targets)
+	}
 	for _, t := range targets {
 		go func() {
+			n.primeTCP(ctx, t, hops)
 			c, err := n.cfg.PunchTCP.PunchDial(ctx, t, want)
 			results <- result{c, err}
 		}()
@@ -315,6 +323,14 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		for _, t := range targets {
 			_ = n.cfg.PunchUDP.Punch(t)
 		}
+	}
+	if hops := n.primeHops(ctx, targets); hops > 0 {
+		for _, t := range targets {
+			if err := n.cfg.PunchUDP.OpenFirewall(t, hops); err != nil {
+				n.log.Debug("punch: priming our NAT for UDP", "target", t, "hops", hops, "err", err)
+			}
+		}
+		settle(ctx)
 	}
 	punch()
 	ctx, cancel := context.WithCancel(ctx)
@@ -351,52 +367,71 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 }
 
 // FirewallOpener sends a hop-limited SYN from the TCP listen port (SocketSynergy):
-// it passes our own stateful firewall, which then expects the peer, and dies before
-// the peer's side, which might answer it with a reset.
+// it passes our own NAT or stateful firewall, which then expects the peer, and dies
+// before the peer's side, which might answer it with a reset.
 type FirewallOpener interface {
 	OpenFirewall(ctx context.Context, raddr netip.AddrPort, hops int) error
 }
 
-// defaultFirewallHops is the hop limit of a firewall-opening SYN when the path is not
-// measured: past the first router (our firewall) and no further.
-const defaultFirewallHops = 2
+// defaultPrimeHops is the hop limit of the packets that prime our NAT or firewall
+// before a punch: past the first router (ours) and no further.
+const defaultPrimeHops = 2
 
-// openFirewall opens our firewall toward each target, with Config.FirewallHops or,
-// if 0, the hop limit FirewallHops picks for the path.
-func (n *node) openFirewall(ctx context.Context, targets []netip.AddrPort) {
-	if n.cfg.Firewall == nil {
-		return
-	}
-	for _, t := range targets {
-		hops := n.cfg.FirewallHops
-		if hops <= 0 {
-			hops = n.autoHops(ctx, t)
-		}
-		if hops <= 0 {
-			continue
-		}
-		err := n.cfg.Firewall.OpenFirewall(ctx, t, hops)
-		n.log.Debug("punch: opening our firewall", "target", t, "hops", hops, "err", err)
+// hopCountWait bounds counting the routers toward a punch target.
+const hopCountWait = 200 * time.Millisecond
+
+// primeSettle is how long a punch waits after priming before its first full
+// packet: the peer primes at about the same moment (both start on the rendezvous's
+// signal), and our packet must not reach its router first.
+const primeSettle = 50 * time.Millisecond
+
+// settle waits primeSettle or until ctx ends.
+func settle(ctx context.Context) {
+	t := time.NewTimer(primeSettle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
-// autoHops picks the hop limit of a firewall-opening SYN toward t: 2 (past our first
-// router, taken to be our firewall), or 0 (nothing to open) when t is on our own link.
-// It never reaches t itself: with fewer routers on the way than that, it stops one
-// short of t.
-func (n *node) autoHops(ctx context.Context, t netip.AddrPort) int {
-	if n.cfg.HopsTo == nil {
-		return defaultFirewallHops
+// primeHops is the hop limit of the priming packets toward targets (for UDP always:
+// a hop-limited punch datagram creates our NAT's mapping without reaching the peer's
+// router, which, if it rejects or passes to its own stack what it did not expect,
+// would otherwise answer ours when it came first, and a plain MASQUERADE router would
+// then remap the peer's own packets to another port): Config.
+// FirewallHops if set; else, with no NAT in front of us (a firewall at most; the
+// peer may sit right behind the next router), the routers before the peer as HopsTo
+// counts them, at most 2; else 2. 0: nothing to prime (the peer is on our link).
+func (n *node) primeHops(ctx context.Context, targets []netip.AddrPort) int {
+	if n.cfg.FirewallHops > 0 {
+		return n.cfg.FirewallHops
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	if n.natBehavior() != "no-nat" || n.cfg.HopsTo == nil || len(targets) == 0 {
+		return defaultPrimeHops
+	}
+	// The routers answer within milliseconds; a peer behind a NAT never does, so the
+	// count is what came in by then.
+	ctx, cancel := context.WithTimeout(ctx, hopCountWait)
 	defer cancel()
-	routers, err := n.cfg.HopsTo(ctx, t, 8)
+	routers, err := n.cfg.HopsTo(ctx, targets[0], 8)
 	switch {
 	case err != nil:
-		return defaultFirewallHops
+		return defaultPrimeHops
 	case routers == 0:
 		return 0
 	default:
-		return min(defaultFirewallHops, routers)
+		return min(defaultPrimeHops, routers)
 	}
+}
+
+// primeTCP sends the hop-limited SYN toward t that creates our firewall's state for
+// it without reaching the peer's side, then waits for the peer to be ready too.
+func (n *node) primeTCP(ctx context.Context, t netip.AddrPort, hops int) {
+	if n.cfg.Firewall == nil || hops <= 0 {
+		return
+	}
+	err := n.cfg.Firewall.OpenFirewall(ctx, t, hops)
+	n.log.Debug("punch: opening our firewall", "target", t, "hops", hops, "err", err)
+	settle(ctx)
 }

@@ -434,3 +434,39 @@ func TestFirewallPunchCrust(t *testing.T) {
 		t.Fatalf("B did not open its firewall with 2 hops:\n%s", p.b.proc.Output())
 	}
 }
+
+// Routers treat unsolicited packets differently: drop them (the default above),
+// reject them (TCP reset, ICMP port unreachable), or let them reach their own stack
+// (plain MASQUERADE, no filter). Between two endpoint-independent NATs a punch must
+// get through each: QUIC on its own, and with both protocols on (the default) the
+// ladder ends on a punched connection of either kind. (TCP alone through rejecting or
+// open routers is not reliable yet: see the issue note.)
+func TestHolePunchInboundPolicies(t *testing.T) {
+	const rounds = 10
+	for _, policy := range []testbed.Inbound{testbed.InboundReject, testbed.InboundOpen} {
+		for _, tc := range []struct{ protocols, want string }{{`["quic"]`, "quic-punch"}, {`["tcp", "quic"]`, "punch"}} {
+			t.Run(string(policy)+"/"+tc.protocols, func(t *testing.T) {
+				n := testbed.Up(t, testbed.Options{Inbound: map[string]testbed.Inbound{"nat1": policy, "nat3": policy}})
+				p := startPunchNodes(t, n, n.H1A, n.H4A, tc.protocols)
+				ok := 0
+				var failures []string
+				for round := 1; round <= rounds; round++ {
+					kind, _, err := p.punchRound(t)
+					if err == nil && strings.HasSuffix(kind, tc.want) {
+						ok++
+						p.checkDirect(t, n.NAT3)
+					} else {
+						failures = append(failures, fmt.Sprintf("round %d: kind %q, %v", round, kind, err))
+					}
+					if err == nil {
+						p.reset(t, n.NAT1, n.NAT3)
+					}
+				}
+				t.Logf("inbound %s: %d/%d rounds punched (%s)", policy, ok, rounds, tc.want)
+				if ok != rounds {
+					t.Fatalf("%d/%d:\n%s", ok, rounds, strings.Join(failures, "\n"))
+				}
+			})
+		}
+	}
+}
