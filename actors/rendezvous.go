@@ -376,8 +376,12 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 	case m.Proto == "" || r.n.protos[m.Proto] == nil:
 		refuse("protocol " + m.Proto + " is off here")
 		return
+	case a != nil && !a.initiator && a.id == m.ID:
+		return // the same Connect through another rendezvous
 	case a != nil && !a.initiator:
-		return // the same Connect through another rendezvous, or a second one: one at a time
+		// A new punch from the same peer: the old one is over for it (its Connect
+		// ended), even if our side has not noticed yet.
+		r.drop(peer, a)
 	case a != nil && a.initiator:
 		if !peer.Less(r.n.self) {
 			refuse("crossing punches: " + r.n.self.Short() + " goes first")
