@@ -143,3 +143,28 @@ func TestPunchBlind(t *testing.T) {
 	}
 	b.waitConnected(a.ID(), 1)
 }
+
+// A QUIC punch whose dials fail at once (no socket of the target's family) waits for
+// the next round of punch packets instead of spinning: the step ends on its budget
+// with one short error.
+func TestPunchQUICFailsCalmly(t *testing.T) {
+	checkLeaks(t)
+	cfg := fastConfig()
+	cfg.Protocols = []string{"quic"}
+	cfg.StepTimeout = 500 * time.Millisecond
+	a := newNode(t, cfg, nil)
+	b := newNode(t, fastConfig(), nil)
+	target, _ := crust.ParseEndpoint("quic://[::1]:9")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.Connect(ctx, crust.Contact{ID: b.ID(), Reflected: []crust.Endpoint{target}})
+	if err == nil {
+		t.Fatal("connected to nowhere")
+	}
+	if len(err.Error()) > 2000 {
+		t.Fatalf("a %d-byte error: the dial loop spun", len(err.Error()))
+	}
+	if st := a.LadderStats()["quic-punch"]; st.Attempts != 1 {
+		t.Fatalf("quic-punch stats %+v", st)
+	}
+}

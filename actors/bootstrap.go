@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -169,11 +170,13 @@ func (b *bootstrapActor) saveSoon() {
 }
 
 // sessionOutcome is what a new session tells the Bootstrap actor: for a connection we
-// dialled, a success at the endpoint dialled and the endpoints the peer lists in its
-// Hello; for one the peer dialled, only those endpoints, learned.
-func sessionOutcome(conn transport.Conn, at time.Time) connOutcome {
+// dialled directly, a success at the endpoint dialled and the endpoints the peer
+// lists in its Hello; for one the peer dialled, or a punched one (its address is a
+// NAT mapping, not where to dial next time), only those endpoints, learned.
+func sessionOutcome(conn transport.Conn, kind string, at time.Time) connOutcome {
 	ct := transport.Contact{ID: conn.PeerID()}
-	if conn.Outbound() {
+	direct := conn.Outbound() && !strings.HasSuffix(kind, "-punch")
+	if direct {
 		if ep, err := transport.ParseEndpoint(conn.Proto() + "://" + transport.AddrPortOf(conn.RemoteAddr()).String()); err == nil {
 			ct.Endpoints = append(ct.Endpoints, ep)
 		}
@@ -188,5 +191,5 @@ func sessionOutcome(conn transport.Conn, at time.Time) connOutcome {
 			}
 		}
 	}
-	return connOutcome{contact: ct, ok: conn.Outbound(), learnOnly: !conn.Outbound(), at: at}
+	return connOutcome{contact: ct, ok: direct, learnOnly: !direct, at: at}
 }

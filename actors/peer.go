@@ -144,7 +144,7 @@ func (p *peer) known(cs *connState) bool {
 // routes it to a fresh actor once it has processed our retirement.
 func (p *peer) forward(c *actor.Context) {
 	switch msg := c.Message().(type) {
-	case ConnectPeer, InboundConn:
+	case ConnectPeer, InboundConn, punchedConn:
 		c.Send(p.parent, msg)
 	case DisconnectPeer:
 		msg.Result <- ErrNotConnected
@@ -360,7 +360,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 	if !p.connected {
 		p.connected = true
 		p.info = info
-		p.n.report(sessionOutcome(cs.conn, p.n.clock.Now()))
+		p.n.report(sessionOutcome(cs.conn, cs.kind, p.n.clock.Now()))
 		p.n.stats.success(info.Kind)
 		p.link = p.n.dir.add(info, p.queue, p.traffic)
 		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})

@@ -143,6 +143,7 @@ func (p nodePuncher) Punch(ctx context.Context, proto string, c transport.Contac
 	select {
 	case plan = <-planCh:
 	case <-ctx.Done():
+		n.engine.Send(pid, punchCancel{peer: c.ID, plan: planCh})
 		return nil, fmt.Errorf("rendezvous: %w", context.Cause(ctx))
 	}
 	switch {
@@ -184,15 +185,16 @@ func (n *node) canPunch(proto string) bool {
 }
 
 // startResponderPunch runs the responder's side of an agreed punch and hands what
-// it connects to the Supervisor.
-func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string, contact transport.Contact) {
+// it connects to the Supervisor; the returned func stops it. It runs with the dials
+// (Close waits for them before the actors stop, so what it connects is not lost).
+func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string, contact transport.Contact) func() {
 	sup, rv := n.supervisorPID.Load(), n.rendezvousPID.Load()
 	if sup == nil || rv == nil {
-		return
+		return func() {}
 	}
 	n.stats.attempt(proto + "-punch")
-	n.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
+	n.dialWG.Go(func() {
 		defer cancel()
 		conn, err := n.runPunch(ctx, proto, contact, false)
 		n.engine.Send(rv, punchDone{peer: peer, id: id})
@@ -205,6 +207,7 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 			n.log.Debug("punch: responder side failed", "peer", peer.Short(), "proto", proto, "err", err)
 		}
 	})
+	return cancel
 }
 
 // runPunch punches toward c over proto until a connection is up (ours, or the
@@ -251,6 +254,9 @@ func punchTargets(c transport.Contact, proto string) []netip.AddrPort {
 	var base []netip.AddrPort
 	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
 		for _, ep := range group {
+			if a := ep.Addr.Addr(); !ep.Addr.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+				continue
+			}
 			if ep.Proto == proto && len(base) < maxPunchTargets && !slices.Contains(base, ep.Addr) {
 				base = append(base, ep.Addr)
 			}
@@ -351,19 +357,27 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		<-ctx.Done()
 		return nil, fmt.Errorf("quic punch: the peer (smaller NodeID) dials; it did not get through: %w", context.Cause(ctx))
 	}
-	var errs []error
+	eps := make([]transport.Endpoint, len(targets))
+	for i, t := range targets {
+		eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
+	}
+	var last error
 	for ctx.Err() == nil {
-		eps := make([]transport.Endpoint, len(targets))
-		for i, t := range targets {
-			eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
-		}
 		conn, err := n.dialFirst(ctx, eps, c.ID)
 		if err == nil {
 			return conn, nil
 		}
-		errs = append(errs, err)
+		last = err
+		// A dial that fails at once (no socket of that family, a wrong peer) must
+		// not spin: try again with the next round of punch packets.
+		wait := time.NewTimer(punchInterval)
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+		}
 	}
-	return nil, fmt.Errorf("quic punch to %v: %w", targets, errors.Join(append(errs, context.Cause(ctx))...))
+	return nil, fmt.Errorf("quic punch to %v: %w; last attempt: %w", targets, context.Cause(ctx), last)
 }
 
 // FirewallOpener sends a hop-limited SYN from the TCP listen port (SocketSynergy):

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ const (
 	// rendezvousTimeout bounds the wait for the peer's answer through a rendezvous,
 	// and a responder's wait for Sync.
 	rendezvousTimeout = 3 * time.Second
+	// maxResponders bounds the punches this node answers at once: each sends
+	// packets toward endpoints the other side named.
+	maxResponders = 8
 )
 
 // Punch message kinds, the Kind of a punchBody.
@@ -103,6 +107,11 @@ type (
 		contact transport.Contact // the peer's, as the caller has it
 		plan    chan punchPlan
 	}
+	// punchCancel: the caller waiting on plan gave up before the plan came.
+	punchCancel struct {
+		peer identity.NodeID
+		plan chan punchPlan
+	}
 	// punchDone ends an attempt.
 	punchDone struct {
 		peer identity.NodeID
@@ -129,6 +138,8 @@ type attempt struct {
 	sentAt    time.Time
 	vias      []identity.NodeID
 	failed    []string          // why vias could not forward
+	failedVia []identity.NodeID // the vias that said so
+	cancel    func()            // stops the responder's punch
 	plan      chan punchPlan    // initiator: where its caller waits
 	contact   transport.Contact // responder: the initiator's contact
 	answered  bool
@@ -149,14 +160,13 @@ type rendezvousActor struct {
 	self     *actor.PID
 	attempts map[identity.NodeID]*attempt
 	buckets  map[identity.NodeID]*tokens
-	nextID   uint64
 	logged   time.Time // last "relay refused" log line
 	refused  int
 }
 
 func newRendezvousActor(n *node) actor.Producer {
 	return func() actor.Receiver {
-		return &rendezvousActor{n: n, attempts: make(map[identity.NodeID]*attempt), buckets: make(map[identity.NodeID]*tokens), nextID: uint64(n.clock.Now().UnixNano())}
+		return &rendezvousActor{n: n, attempts: make(map[identity.NodeID]*attempt), buckets: make(map[identity.NodeID]*tokens)}
 	}
 }
 
@@ -173,6 +183,10 @@ func (r *rendezvousActor) Receive(c *actor.Context) {
 		r.relayIn(msg)
 	case punchStart:
 		r.start(msg)
+	case punchCancel:
+		if a := r.attempts[msg.peer]; a != nil && a.initiator && a.plan == msg.plan {
+			r.drop(msg.peer, a)
+		}
 	case punchDone:
 		if a := r.attempts[msg.peer]; a != nil && a.id == msg.id {
 			r.drop(msg.peer, a)
@@ -217,8 +231,14 @@ func (r *rendezvousActor) relayIn(m relayIn) {
 		r.forward(m, to)
 		return
 	}
-	if m.msg.Error != "" { // our rendezvous could not forward
-		r.viaFailed(m.via, m.msg.Error)
+	if !r.take1(m.via) { // what a neighbour relays to us is rate-limited too
+		r.refused++
+		return
+	}
+	if m.msg.Error != "" { // our rendezvous could not forward toward From
+		if peer, err := identity.NodeIDFromBytes(m.msg.From); err == nil {
+			r.viaFailed(m.via, peer, m.msg.Error)
+		}
 		return
 	}
 	from, err := identity.NodeIDFromBytes(m.msg.From)
@@ -249,9 +269,10 @@ func (r *rendezvousActor) forward(m relayIn, to identity.NodeID) {
 	}
 }
 
-// refuse answers a relay we did not forward, and logs at most once a second.
+// refuse answers a relay we did not forward (From names its destination), and logs
+// at most once a second.
 func (r *rendezvousActor) refuse(via identity.NodeID, to []byte, why string) {
-	r.send(via, wire.Relay{To: via[:], Error: why})
+	r.send(via, wire.Relay{To: via[:], From: to, Error: why})
 	r.refused++
 	if now := r.n.clock.Now(); now.Sub(r.logged) >= time.Second {
 		r.n.log.Debug("relay refused", "from", via.Short(), "reason", why, "refused_since_last_log", r.refused)
@@ -300,8 +321,7 @@ func (r *rendezvousActor) start(m punchStart) {
 		m.plan <- punchPlan{blind: true}
 		return
 	}
-	r.nextID++
-	a := &attempt{id: r.nextID, proto: m.proto, initiator: true, sentAt: r.n.clock.Now(), vias: vias, plan: m.plan}
+	a := &attempt{id: rand.Uint64(), proto: m.proto, initiator: true, sentAt: r.n.clock.Now(), vias: vias, plan: m.plan}
 	r.add(m.peer, a, r.n.punchKind(m.proto, m.contact))
 	contact, err := r.n.cfg.Contact().MarshalBinary()
 	if err != nil {
@@ -332,7 +352,7 @@ func (r *rendezvousActor) take(via, peer identity.NodeID, m punchBody) {
 	case punchConnect:
 		r.connectFrom(via, peer, m, a)
 	case punchReply:
-		if a == nil || !a.initiator || a.id != m.ID || a.answered {
+		if a == nil || !a.initiator || a.id != m.ID || a.answered || !slices.Contains(a.vias, via) {
 			return // a late answer through a second rendezvous
 		}
 		contact, err := peerContact(peer, m.Contact)
@@ -347,7 +367,7 @@ func (r *rendezvousActor) take(via, peer identity.NodeID, m punchBody) {
 		r.n.log.Debug("punch: peer answered; starting", "peer", peer.Short(), "via", via.Short(), "rtt", rtt)
 		r.finish(a, punchPlan{contact: contact, start: now.Add(rtt / 2), rtt: rtt, via: via, id: a.id})
 	case punchSync:
-		if a == nil || a.initiator || a.id != m.ID || a.answered {
+		if a == nil || a.initiator || a.id != m.ID || a.answered || !slices.Contains(a.vias, via) {
 			return
 		}
 		a.answered = true
@@ -355,9 +375,9 @@ func (r *rendezvousActor) take(via, peer identity.NodeID, m punchBody) {
 			a.timer.Stop()
 		}
 		r.n.log.Debug("punch: Sync; starting", "peer", peer.Short(), "via", via.Short())
-		r.n.startResponderPunch(peer, a.id, a.proto, a.contact)
+		a.cancel = r.n.startResponderPunch(peer, a.id, a.proto, a.contact)
 	case punchRefuse:
-		if a != nil && a.initiator && a.id == m.ID && !a.answered {
+		if a != nil && a.initiator && a.id == m.ID && !a.answered && slices.Contains(a.vias, via) {
 			r.finish(a, punchPlan{err: fmt.Errorf("%s refused the punch: %s", peer.Short(), m.Reason)})
 			r.drop(peer, a)
 		}
@@ -375,6 +395,9 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 		return
 	case m.Proto == "" || r.n.protos[m.Proto] == nil:
 		refuse("protocol " + m.Proto + " is off here")
+		return
+	case a == nil && r.responders() >= maxResponders:
+		refuse("busy: too many punches at once")
 		return
 	case a != nil && !a.initiator && a.id == m.ID:
 		return // the same Connect through another rendezvous
@@ -407,19 +430,19 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 	r.arm(peer, b)
 }
 
-// viaFailed notes that a rendezvous could not forward our punch request; when all
-// failed, the attempt falls back to punching blind.
-func (r *rendezvousActor) viaFailed(via identity.NodeID, why string) {
-	for peer, a := range r.attempts {
-		if !a.initiator || a.answered || !slices.Contains(a.vias, via) {
-			continue
-		}
-		a.failed = append(a.failed, via.Short()+": "+why)
-		if len(a.failed) == len(a.vias) {
-			r.n.log.Debug("punch: no rendezvous could forward; punching blind", "peer", peer.Short(), "why", strings.Join(a.failed, "; "))
-			r.finish(a, punchPlan{blind: true})
-			r.drop(peer, a)
-		}
+// viaFailed notes that a rendezvous could not forward our punch request to peer;
+// when every one failed, the attempt falls back to punching blind.
+func (r *rendezvousActor) viaFailed(via, peer identity.NodeID, why string) {
+	a := r.attempts[peer]
+	if a == nil || !a.initiator || a.answered || !slices.Contains(a.vias, via) || slices.Contains(a.failedVia, via) {
+		return
+	}
+	a.failedVia = append(a.failedVia, via)
+	a.failed = append(a.failed, via.Short()+": "+why)
+	if len(a.failed) == len(a.vias) {
+		r.n.log.Debug("punch: no rendezvous could forward; punching blind", "peer", peer.Short(), "why", strings.Join(a.failed, "; "))
+		r.finish(a, punchPlan{blind: true})
+		r.drop(peer, a)
 	}
 }
 
@@ -444,10 +467,24 @@ func (r *rendezvousActor) drop(peer identity.NodeID, a *attempt) {
 	if a.timer != nil {
 		a.timer.Stop()
 	}
+	if a.cancel != nil {
+		a.cancel()
+	}
 	if r.attempts[peer] == a {
 		delete(r.attempts, peer)
 		r.n.punches.add(peer, a.proto, "", -1)
 	}
+}
+
+// responders counts the punches we answer now.
+func (r *rendezvousActor) responders() int {
+	n := 0
+	for _, a := range r.attempts {
+		if !a.initiator {
+			n++
+		}
+	}
+	return n
 }
 
 // peerContact decodes a contact sent by peer, which must be peer's own.
