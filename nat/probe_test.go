@@ -21,28 +21,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // udpProber is a Prober over a UDP socket of its own on 127.0.0.1.
 func udpProber(t *testing.T, servers ...string) (*nat.Prober, netip.AddrPort) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	u, local, closeUDP, err := stun.ListenUDP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := stun.NewUDP(func(b []byte, to netip.AddrPort) error {
-		_, err := pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
-		return err
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			u.HandlePacket(buf[:n], transport.AddrPortOf(from))
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	local := transport.AddrPortOf(pc.LocalAddr())
+	t.Cleanup(closeUDP)
 	return &nat.Prober{Servers: servers, UDP: u, UDPPort: local.Port()}, local
 }
 

@@ -189,26 +189,10 @@ func newQuery(o options) (func(ctx context.Context, server string) (stun.Result,
 		}
 		return query, func() { ln.Close() }, nil
 	}
-	pc, err := net.ListenPacket("udp", local)
+	u, _, closeUDP, err := stun.ListenUDP(local)
 	if err != nil {
-		return nil, nil, fmt.Errorf("binding UDP %s: %w", local, err)
+		return nil, nil, err
 	}
-	u := stun.NewUDP(func(b []byte, to netip.AddrPort) error {
-		_, err := pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
-		return err
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			u.HandlePacket(buf[:n], transport.AddrPortOf(from))
-		}
-	}()
 	query := func(ctx context.Context, server string) (stun.Result, error) {
 		addr, err := stun.ResolveServer(ctx, server, "udp")
 		if err != nil {
@@ -218,5 +202,5 @@ func newQuery(o options) (func(ctx context.Context, server string) (stun.Result,
 		r.Server = server
 		return r, err
 	}
-	return query, func() { pc.Close(); <-done }, nil
+	return query, closeUDP, nil
 }

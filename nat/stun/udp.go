@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -222,4 +223,35 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+// ListenUDP binds a UDP socket of its own at laddr ("host:port") for Bindings, for a
+// caller that owns no socket to share (a command-line checker, a test): every server
+// is asked from that one socket. Close the returned closer to stop it; it waits for
+// its reader.
+func ListenUDP(laddr string, opts ...Option) (*UDP, netip.AddrPort, func(), error) {
+	pc, err := net.ListenPacket("udp", laddr)
+	if err != nil {
+		return nil, netip.AddrPort{}, nil, fmt.Errorf("binding UDP %s: %w", laddr, err)
+	}
+	u := NewUDP(func(b []byte, to netip.AddrPort) error {
+		_, err := pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+		return err
+	}, opts...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, maxMessageSize)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if ua, ok := from.(*net.UDPAddr); ok {
+				u.HandlePacket(buf[:n], ua.AddrPort())
+			}
+		}
+	}()
+	local := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return u, netip.AddrPortFrom(local.Addr().Unmap(), local.Port()), func() { pc.Close(); <-done }, nil
 }
