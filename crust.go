@@ -179,7 +179,7 @@ func New(cfg Config) (*Service, error) {
 		Firewall:             s.tcpFirewall(),
 		FirewallHops:         cfg.FirewallHops,
 		HopsTo:               transport.HopsTo,
-		Contact:              s.Contact,
+		Contact:              s.contact,
 		LocalPrefixes:        s.localPrefixes,
 	})
 	if err != nil {
@@ -284,10 +284,12 @@ func (s *Service) Endpoints() []Endpoint {
 // Contact returns this node's contact, to hand to peers: its ID, its listen endpoints,
 // its UPnP mappings, its reflected endpoints (how STUN servers and peers saw it), and
 // its NAT's mapping behaviour if STUN told it.
-func (s *Service) Contact() Contact {
-	info := s.node.NAT()
+func (s *Service) Contact() Contact { return s.contact(s.node.NAT(), s.node.Reflected()) }
+
+// contact is our contact given what the node knows of its NAT and how peers see it.
+func (s *Service) contact(info actors.NATInfo, seen []Endpoint) Contact {
 	reflected := info.STUN
-	for _, ep := range s.node.Reflected() {
+	for _, ep := range seen {
 		if !slices.Contains(reflected, ep) {
 			reflected = append(reflected, ep)
 		}

@@ -116,9 +116,10 @@ type Config struct {
 	// candidates are all private addresses outside them gets a short budget.
 	// Default: none known (every step gets StepTimeout).
 	LocalPrefixes func() []netip.Prefix
-	// Contact returns our current contact, sent to a peer we punch toward.
+	// Contact returns our current contact, sent to a peer we punch toward, from
+	// what the node knows of its NAT and how peers see it (Node.NAT, Node.Reflected).
 	// Required with PunchTCP or PunchUDP.
-	Contact func() transport.Contact
+	Contact func(nat NATInfo, reflected []transport.Endpoint) transport.Contact
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
@@ -349,11 +350,19 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }
 
 // NAT returns what the node knows of the NAT in front of it.
-func (nd *Node) NAT() NATInfo {
-	if p := nd.n.nat.Load(); p != nil {
+func (nd *Node) NAT() NATInfo { return nd.n.natInfo() }
+
+// natInfo returns what the node knows of the NAT in front of it.
+func (n *node) natInfo() NATInfo {
+	if p := n.nat.Load(); p != nil {
 		return *p
 	}
 	return NATInfo{Behavior: "unknown"}
+}
+
+// contact returns our current contact (Config.Contact).
+func (n *node) contact() transport.Contact {
+	return n.cfg.Contact(n.natInfo(), n.reflected.endpoints())
 }
 
 // PeerActors returns how many peer actors the node holds: a diagnostic showing that

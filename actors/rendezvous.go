@@ -323,7 +323,7 @@ func (r *rendezvousActor) start(m punchStart) {
 	}
 	a := &attempt{id: rand.Uint64(), proto: m.proto, initiator: true, sentAt: r.n.clock.Now(), vias: vias, plan: m.plan}
 	r.add(m.peer, a, r.n.punchKind(m.proto, m.contact))
-	contact, err := r.n.cfg.Contact().MarshalBinary()
+	contact, err := r.n.contact().MarshalBinary()
 	if err != nil {
 		r.finish(a, punchPlan{err: err})
 		r.drop(m.peer, a)
@@ -419,7 +419,7 @@ func (r *rendezvousActor) connectFrom(via, peer identity.NodeID, m punchBody, a 
 		refuse(err.Error())
 		return
 	}
-	ours, err := r.n.cfg.Contact().MarshalBinary()
+	ours, err := r.n.contact().MarshalBinary()
 	if err != nil {
 		refuse("internal error")
 		return

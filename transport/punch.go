@@ -42,6 +42,12 @@ const (
 	punchAttemptTimeout = time.Second
 	punchBackoffMin     = 100 * time.Millisecond
 	punchBackoffMax     = time.Second
+	// punchQuickRetries is how many resets in a row are retried at once, with no
+	// backoff. A reset this early means our SYN reached the peer's router before the
+	// peer's own SYN left it, and that reset also closed our router's state for the
+	// flow: the peer's SYN, due any moment, then meets a closed door, unless our next
+	// SYN has opened it again first.
+	punchQuickRetries = 32
 )
 
 // quicPunchPacket is the datagram QUIC.Punch sends. Its first byte has the two high
@@ -57,7 +63,7 @@ const quicPunchPacket = "\x00" + punchMagic + "\x01"
 // SYN is sent again, and one that is refused (a router or host that answers stray SYNs
 // with a reset), unreachable (ICMP errors, such as Time Exceeded from a hop-limited
 // punch) or whose 4-tuple is still in use is retried after a backoff of 100 ms doubling
-// to 1 s. Once connected, the handshake is bounded by ctx and the handshake timeout,
+// to 1 s; up to 8 resets in a row are retried at once (see punchQuickRetries). Once connected, the handshake is bounded by ctx and the handshake timeout,
 // and is not retried.
 //
 // Before TLS both ends exchange a 44-byte preamble ("CRUSTPUNCH", version, role,
@@ -78,6 +84,7 @@ func (t *TCP) PunchDial(ctx context.Context, raddr netip.AddrPort, want identity
 		return nil, fmt.Errorf("punching %s: %w", raddr, err)
 	}
 	backoff := punchBackoffMin
+	quick := 0
 	var lastErr error
 	for {
 		if err := ctx.Err(); err != nil {
@@ -112,6 +119,11 @@ func (t *TCP) PunchDial(ctx context.Context, raddr netip.AddrPort, want identity
 		if timedOut {
 			continue // the attempt already waited; send the next SYN at once
 		}
+		if isReset(err) && quick < punchQuickRetries {
+			quick++
+			continue
+		}
+		quick = 0
 		wait := backoff
 		if errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE) {
 			// Our previous connection on this 4-tuple is still closing: moments.
@@ -126,6 +138,11 @@ func (t *TCP) PunchDial(ctx context.Context, raddr netip.AddrPort, want identity
 		}
 		timer.Stop()
 	}
+}
+
+// isReset reports whether err is a connect answered with a reset.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // punchRetryable reports whether a failed connect may work if tried again: the peer
@@ -316,3 +333,4 @@ func (q *QUIC) Punch(raddr netip.AddrPort) error {
 func isQUICPunchPacket(b []byte) bool {
 	return len(b) == len(quicPunchPacket) && string(b[:len(b)-1]) == quicPunchPacket[:len(quicPunchPacket)-1]
 }
+
