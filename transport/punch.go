@@ -333,4 +333,3 @@ func (q *QUIC) Punch(raddr netip.AddrPort) error {
 func isQUICPunchPacket(b []byte) bool {
 	return len(b) == len(quicPunchPacket) && string(b[:len(b)-1]) == quicPunchPacket[:len(quicPunchPacket)-1]
 }
-
