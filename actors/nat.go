@@ -27,8 +27,9 @@ type NATInfo struct {
 	// "endpoint-dependent" (symmetric), "no-nat" or "unknown".
 	Behavior string
 	// STUN are our external endpoints as STUN servers saw them: the QUIC socket's
-	// (proto "quic") and the TCP listen port's. Empty without STUN servers, or with
-	// an endpoint-dependent NAT (no one address to give peers).
+	// (proto "quic") and the TCP listen port's. Empty without STUN servers. With an
+	// endpoint-dependent NAT no peer can reach them: they give our external address
+	// and a base for port prediction (nat.Mapping.Hint).
 	STUN []transport.Endpoint
 	// UPnP are the port mappings on the LAN's gateway.
 	UPnP []transport.Endpoint
@@ -123,7 +124,7 @@ func (a *natActor) noteReport(r nat.Report) {
 	for _, m := range []struct {
 		proto  string
 		mapped netip.AddrPort
-	}{{"tcp", r.TCP.Mapped}, {"quic", r.UDP.Mapped}} {
+	}{{"tcp", r.TCP.Hint()}, {"quic", r.UDP.Hint()}} {
 		if m.mapped.IsValid() {
 			eps = append(eps, transport.Endpoint{Proto: m.proto, Addr: m.mapped})
 		}

@@ -215,7 +215,11 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 // at all (no rendezvous told it), so we dial whatever the NodeID order says.
 func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, blind bool) (transport.Conn, error) {
 	targets := punchTargets(c, proto)
-	if len(targets) == 0 {
+	role := ""
+	if proto == "quic" && !blind {
+		role = n.birthdayRole(c)
+	}
+	if len(targets) == 0 && role != "spray" {
 		return nil, fmt.Errorf("no %s endpoint of %s to punch toward (no reflected or public one)", proto, c.ID.Short())
 	}
 	n.punches.add(c.ID, proto, n.punchKind(proto, c), 1)
@@ -230,9 +234,14 @@ func (n *node) runPunch(ctx context.Context, proto string, c transport.Contact, 
 	}()
 	var conn transport.Conn
 	var err error
-	if proto == "tcp" {
+	switch {
+	case proto == "tcp":
 		conn, err = n.punchTCP(ctx, targets, c.ID)
-	} else {
+	case role == "dial":
+		conn, err = n.punchBirthdayDial(ctx, targets, c)
+	case role == "spray":
+		conn, err = n.punchBirthdaySpray(ctx, targets, c)
+	default:
 		conn, err = n.punchQUIC(ctx, targets, c, blind)
 	}
 	if err != nil && n.dir.connected(c.ID) {

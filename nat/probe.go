@@ -44,6 +44,24 @@ type Mapping struct {
 	Errors []string
 }
 
+// Hint is the address to give peers for this socket: Mapped if the servers agree;
+// with an endpoint-dependent NAT, whose mappings no peer can reach, the highest port
+// the servers saw instead (the newest, from a NAT that hands ports out in sequence):
+// it tells peers our external address, and a base to predict the port our next
+// flow gets (both used by hole punching). Zero if nothing answered.
+func (m Mapping) Hint() netip.AddrPort {
+	if m.Mapped.IsValid() || m.Behavior != stun.EndpointDependent {
+		return m.Mapped
+	}
+	var hint netip.AddrPort
+	for _, r := range m.Results {
+		if r.Mapped.IsValid() && (!hint.IsValid() || r.Mapped.Port() > hint.Port()) {
+			hint = r.Mapped
+		}
+	}
+	return hint
+}
+
 // Report is the outcome of one Check.
 type Report struct {
 	// UDP is the QUIC socket's mapping; TCP the TCP listen port's.

@@ -68,13 +68,19 @@ func TestProberClassifiesWithOneServer(t *testing.T) {
 }
 
 // Different mappings at the server's two addresses mean an endpoint-dependent NAT:
-// no single address is reported.
+// no single address is reported; the hint is the highest port seen.
 func TestProberEndpointDependent(t *testing.T) {
 	srv := stuntest.New(t, stuntest.Config{Mapped: netip.MustParseAddrPort("198.0.1.1:40000"), AltMapped: netip.MustParseAddrPort("198.0.1.1:40001")})
 	p, _ := udpProber(t, srv.UDPAddr().String())
 	r := check(t, p)
 	if r.UDP.Behavior != stun.EndpointDependent || r.UDP.Mapped.IsValid() {
 		t.Fatalf("UDP mapping %+v, want endpoint-dependent with no mapped address", r.UDP)
+	}
+	if h := r.UDP.Hint(); h != netip.MustParseAddrPort("198.0.1.1:40001") {
+		t.Fatalf("hint %v, want the newest mapping 198.0.1.1:40001", h)
+	}
+	if h := r.TCP.Hint(); h.IsValid() {
+		t.Fatalf("TCP hint %v with no TCP probe, want none", h)
 	}
 }
 

@@ -53,8 +53,11 @@ type QUIC struct {
 	quic    *quic.Config
 	sockets []*quicSocket
 	wg      sync.WaitGroup
-	mu      sync.Mutex // guards closed against lingering closes starting goroutines
+	mu      sync.Mutex // guards closed and own
 	closed  bool
+	// own are the transports of connections with a socket of their own (a birthday
+	// punch's), closed with their connection or with the QUIC transport.
+	own map[*quic.Transport]net.PacketConn
 }
 
 var _ Transport = (*QUIC)(nil)
@@ -198,26 +201,36 @@ func (q *QUIC) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 
 // Dial implements Transport.
 func (q *QUIC) Dial(ctx context.Context, ep Endpoint, want identity.NodeID) (Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, q.cfg.HandshakeTimeout)
-	defer cancel()
 	s, err := q.socketFor(ep.Addr.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dialling %s: %w", ep, err)
 	}
-	qc, err := s.tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), expectPeerConfig(q.tls, want), q.quic)
+	c, _, err := q.dialOn(ctx, s.tr, ep, want)
 	if err != nil {
-		return nil, fmt.Errorf("dialling %s: %w", ep, quicError(err))
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialOn dials ep from tr's socket and runs the crust handshake, bounded by ctx and
+// HandshakeTimeout.
+func (q *QUIC) dialOn(ctx context.Context, tr *quic.Transport, ep Endpoint, want identity.NodeID) (*streamConn, *quic.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.HandshakeTimeout)
+	defer cancel()
+	qc, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(ep.Addr), expectPeerConfig(q.tls, want), q.quic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dialling %s: %w", ep, quicError(err))
 	}
 	stream, err := qc.OpenStreamSync(ctx)
 	if err != nil {
 		qc.CloseWithError(quicCodeHandshake, "")
-		return nil, fmt.Errorf("opening the stream to %s: %w", ep, err)
+		return nil, nil, fmt.Errorf("opening the stream to %s: %w", ep, err)
 	}
 	c, err := q.greet(ctx, qc, stream, true)
 	if err != nil {
-		return nil, fmt.Errorf("handshake with %s at %s: %w", want.Short(), ep, err)
+		return nil, nil, fmt.Errorf("handshake with %s at %s: %w", want.Short(), ep, err)
 	}
-	return c, nil
+	return c, qc, nil
 }
 
 // greet wraps the stream and exchanges Hellos, bounded by ctx and HandshakeTimeout.
@@ -284,7 +297,13 @@ func (q *QUIC) greet(ctx context.Context, qc *quic.Conn, stream *quic.Stream, ou
 func (q *QUIC) Close() error {
 	q.mu.Lock()
 	q.closed = true
+	own := q.own
+	q.own = nil
 	q.mu.Unlock()
+	for tr, pc := range own {
+		tr.Close()
+		pc.Close()
+	}
 	for _, s := range q.sockets {
 		s.cancel()
 		s.tr.Close()

@@ -215,8 +215,17 @@ func TestSTUNBehindRouters(t *testing.T) {
 				if !strings.Contains(s.Contact, "reflected:"+want[0]) {
 					t.Fatalf("contact %s lacks %s", s.Contact, want[0])
 				}
-			} else if len(s.NAT.STUN) != 0 {
-				t.Fatalf("STUN endpoints %v behind an endpoint-dependent NAT, want none", s.NAT.STUN)
+			} else {
+				// Behind an endpoint-dependent NAT: hints (the router's address, a base
+				// for port prediction), on other ports than ours.
+				if len(s.NAT.STUN) != 2 {
+					t.Fatalf("STUN endpoints %v behind an endpoint-dependent NAT, want a hint per protocol", s.NAT.STUN)
+				}
+				for _, ep := range s.NAT.STUN {
+					if !strings.Contains(ep, "://"+tc.public.String()+":") {
+						t.Fatalf("STUN hint %s is not on the router's address %v", ep, tc.public)
+					}
+				}
 			}
 			d.stop()
 

@@ -162,6 +162,31 @@ func (p *punchNodes) checkDirect(t *testing.T, routerB testbed.Router) admin.Pee
 	return entry
 }
 
+// punchRounds runs rounds punches from A to B (routerA, routerB in front of them),
+// each wanting a direct connection whose kind ends in want, and resets between them;
+// it returns how many succeeded, their Connect times, sorted, and what the others did.
+func (p *punchNodes) punchRounds(t *testing.T, rounds int, want string, routerA, routerB testbed.Router) (ok int, took []time.Duration, failures []string) {
+	t.Helper()
+	for round := 1; round <= rounds; round++ {
+		kind, d, err := p.punchRound(t)
+		switch {
+		case err != nil:
+			failures = append(failures, fmt.Sprintf("round %d: %v", round, err))
+		case !strings.HasSuffix(kind, want):
+			failures = append(failures, fmt.Sprintf("round %d: kind %s", round, kind))
+		default:
+			ok++
+			took = append(took, d)
+			p.checkDirect(t, routerB)
+		}
+		if err == nil {
+			p.reset(t, routerA, routerB)
+		}
+	}
+	slices.Sort(took)
+	return ok, took, failures
+}
+
 // Two hosts behind two different endpoint-independent NATs (MASQUERADE, stateful
 // DROP of unsolicited inbound), a rendezvous on the internet side: every round ends
 // with a direct punched connection, TCP when both protocols are on, QUIC when only
@@ -176,26 +201,7 @@ func TestHolePunchBetweenNATs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startPunchNodes(t, n, n.H1A, n.H4A, tc.protocols)
-			ok := 0
-			var took []time.Duration
-			var failures []string
-			for round := 1; round <= punchRounds; round++ {
-				kind, d, err := p.punchRound(t)
-				switch {
-				case err != nil:
-					failures = append(failures, fmt.Sprintf("round %d: %v", round, err))
-				case kind != tc.want:
-					failures = append(failures, fmt.Sprintf("round %d: kind %s", round, kind))
-				default:
-					ok++
-					took = append(took, d)
-					p.checkDirect(t, n.NAT3)
-				}
-				if err == nil {
-					p.reset(t, n.NAT1, n.NAT3)
-				}
-			}
-			slices.Sort(took)
+			ok, took, failures := p.punchRounds(t, punchRounds, tc.want, n.NAT1, n.NAT3)
 			median := time.Duration(0)
 			if len(took) > 0 {
 				median = took[len(took)/2]
@@ -276,25 +282,54 @@ func logTime(t *testing.T, log, what string, nth int) time.Time {
 	return time.Time{}
 }
 
-// One side behind the symmetric NAT: whatever is possible happens; if nothing
-// connects, the error names every step and why, and both stay connected to R.
+// One side behind the symmetric NAT: whatever is possible happens. With TCP alone
+// nothing can (a TCP punch needs the peer to know our port, which the NAT picks at
+// random per destination): the error names every step and why, and both stay
+// connected to R. With QUIC on too, the ladder ends on the birthday punch.
 func TestHolePunchSymmetric(t *testing.T) {
 	n := testbed.Up(t, testbed.Options{})
-	p := startPunchNodes(t, n, n.H2A, n.H4A, `["tcp", "quic"]`)
-	kind, d, err := p.punchRound(t)
-	if err == nil {
-		t.Logf("symmetric NAT behind A: connected by %s in %v", kind, d.Round(time.Millisecond))
-		p.checkDirect(t, n.NAT3)
-		return
-	}
-	t.Logf("symmetric NAT behind A: no direct connection after %v: %v", d.Round(time.Millisecond), err)
-	for _, step := range []string{"tcp-direct:", "tcp-upnp:", "tcp-punch:", "quic-direct:", "quic-punch:"} {
-		if !strings.Contains(err.Error(), step) {
-			t.Errorf("the error does not name step %s: %v", step, err)
+	t.Run("tcp", func(t *testing.T) {
+		p := startPunchNodes(t, n, n.H2A, n.H4A, `["tcp"]`)
+		kind, d, err := p.punchRound(t)
+		if err == nil {
+			t.Fatalf("connected by %s through the symmetric NAT with TCP alone", kind)
 		}
+		t.Logf("symmetric NAT behind A, TCP: no direct connection after %v: %v", d.Round(time.Millisecond), err)
+		for _, step := range []string{"tcp-direct:", "tcp-upnp:", "tcp-punch:", "quic-direct:", "quic-punch:"} {
+			if !strings.Contains(err.Error(), step) {
+				t.Errorf("the error does not name step %s: %v", step, err)
+			}
+		}
+		p.a.waitPeer(p.r.id, 5*time.Second)
+		p.b.waitPeer(p.r.id, 5*time.Second)
+	})
+	t.Run("tcp+quic", func(t *testing.T) {
+		p := startPunchNodes(t, n, n.H2A, n.H4A, `["tcp", "quic"]`)
+		kind, d, err := p.punchRound(t)
+		if err != nil || kind != "quic-punch" {
+			t.Fatalf("kind %q, %v; want quic-punch", kind, err)
+		}
+		t.Logf("symmetric NAT behind A, TCP and QUIC: connected by %s in %v (after the TCP steps)", kind, d.Round(time.Millisecond))
+		p.checkDirect(t, n.NAT3)
+	})
+}
+
+// The birthday punch: A behind the symmetric NAT (a random port per destination),
+// B behind an endpoint-independent one, QUIC only. A keeps 256 mappings toward B
+// open, B probes 2,048 random ports of A's router: every round ends in a direct
+// quic-punch connection.
+func TestHolePunchBirthday(t *testing.T) {
+	const rounds = 10
+	n := testbed.Up(t, testbed.Options{})
+	p := startPunchNodes(t, n, n.H2A, n.H4A, `["quic"]`)
+	if nat := p.a.self().NAT.Behavior; nat != "endpoint-dependent" {
+		t.Fatalf("A's NAT is %q, want endpoint-dependent", nat)
 	}
-	p.a.waitPeer(p.r.id, 5*time.Second)
-	p.b.waitPeer(p.r.id, 5*time.Second)
+	ok, took, failures := p.punchRounds(t, rounds, "quic-punch", n.NAT2, n.NAT3)
+	t.Logf("birthday punch (symmetric ↔ cone, QUIC): %d/%d rounds; Connect times %v", ok, rounds, took)
+	if ok != rounds {
+		t.Fatalf("%d/%d:\n%s", ok, rounds, strings.Join(failures, "\n"))
+	}
 }
 
 // Both ends punch toward each other at once: exactly one connection, one
@@ -472,20 +507,7 @@ func TestHolePunchInboundPolicies(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s/%v", tc.policy, tc.protocols, tc.delay), func(t *testing.T) {
 			n := testbed.Up(t, testbed.Options{Netem: tc.delay, Inbound: map[string]testbed.Inbound{"nat1": tc.policy, "nat3": tc.policy}})
 			p := startPunchNodes(t, n, n.H1A, n.H4A, tc.protocols)
-			ok := 0
-			var failures []string
-			for round := 1; round <= rounds; round++ {
-				kind, _, err := p.punchRound(t)
-				if err == nil && strings.HasSuffix(kind, tc.want) {
-					ok++
-					p.checkDirect(t, n.NAT3)
-				} else {
-					failures = append(failures, fmt.Sprintf("round %d: kind %q, %v", round, kind, err))
-				}
-				if err == nil {
-					p.reset(t, n.NAT1, n.NAT3)
-				}
-			}
+			ok, _, failures := p.punchRounds(t, rounds, tc.want, n.NAT1, n.NAT3)
 			t.Logf("inbound %s, %v per WAN link: %d/%d rounds punched (%s)", tc.policy, tc.delay, ok, rounds, tc.want)
 			if ok != rounds {
 				t.Fatalf("%d/%d:\n%s", ok, rounds, strings.Join(failures, "\n"))

@@ -1,0 +1,145 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
+)
+
+// The birthday punch, for a QUIC punch between an endpoint-dependent (symmetric) NAT
+// and an endpoint-independent one or none: the symmetric side keeps birthdaySockets
+// mappings toward the peer open, the other side sends punch packets to
+// birthdayProbes random ports of its address, birthdayBatch every punchInterval. The
+// chance that no probe meets a mapping is (1 − 256/64512)^2048 ≈ 0.0003.
+const (
+	birthdaySockets = 256
+	birthdayProbes  = 2048
+	birthdayBatch   = 256
+	// birthdayLowPort is the lowest port a NAT hands out that we probe.
+	birthdayLowPort = 1024
+)
+
+// BirthdayDialer is a UDPPuncher that can also do the symmetric side of a birthday
+// punch (transport.QUIC.BirthdayDial).
+type BirthdayDialer interface {
+	BirthdayDial(ctx context.Context, raddr netip.AddrPort, want identity.NodeID, sockets int, interval time.Duration) (transport.Conn, error)
+}
+
+// birthdayRole is our part in a QUIC punch with a peer of contact c: "dial" when our
+// NAT is endpoint-dependent and the peer's is not, "spray" the other way round, ""
+// when the birthday punch has no use (both endpoint-independent: the plain punch
+// works; both symmetric: too many combinations) or a side is unknown.
+func (n *node) birthdayRole(c transport.Contact) string {
+	easy := func(b string) bool { return b == "endpoint-independent" || b == "no-nat" }
+	ours := n.natBehavior()
+	switch {
+	case ours == "endpoint-dependent" && easy(c.NAT):
+		if _, ok := n.cfg.PunchUDP.(BirthdayDialer); ok {
+			return "dial"
+		}
+	case c.NAT == "endpoint-dependent" && easy(ours):
+		return "spray"
+	}
+	return ""
+}
+
+// punchBirthdayDial runs the symmetric side: the birthday punch toward the peer's
+// first QUIC target, beside the plain punch (which a NAT that assigns ports in
+// sequence lets through); the first connection wins.
+func (n *node) punchBirthdayDial(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn transport.Conn
+		err  error
+	}
+	results := make(chan result, 2)
+	bd := n.cfg.PunchUDP.(BirthdayDialer)
+	go func() {
+		conn, err := bd.BirthdayDial(ctx, targets[0], c.ID, birthdaySockets, punchInterval)
+		results <- result{conn, err}
+	}()
+	go func() {
+		conn, err := n.punchQUIC(ctx, targets, c, false)
+		results <- result{conn, err}
+	}()
+	var won transport.Conn
+	var errs []error
+	for range 2 {
+		r := <-results
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case won == nil:
+			won = r.conn
+			cancel()
+		default:
+			r.conn.Close()
+		}
+	}
+	if won != nil {
+		return won, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// punchBirthdaySpray runs the endpoint-independent side: probes to random ports of
+// the peer's address from our QUIC socket, beside the plain punch; the peer's
+// connection comes in through our listener.
+func (n *node) punchBirthdaySpray(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
+	addr, ok := sprayAddr(c)
+	if !ok {
+		return nil, fmt.Errorf("birthday punch: no address of %s to probe", c.ID.Short())
+	}
+	n.wg.Go(func() { n.spray(ctx, addr) })
+	if len(targets) == 0 {
+		<-ctx.Done()
+		return nil, fmt.Errorf("birthday punch: probed %d ports of %v; the peer's connection did not come: %w", birthdayProbes, addr, context.Cause(ctx))
+	}
+	return n.punchQUIC(ctx, targets, c, false)
+}
+
+// sprayAddr is the address of c to probe: that of its first reflected or public
+// endpoint of any protocol (an endpoint-dependent NAT has one address, whatever
+// port each flow gets).
+func sprayAddr(c transport.Contact) (netip.Addr, bool) {
+	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
+		for _, ep := range group {
+			if a := ep.Addr.Addr(); ep.Addr.IsValid() && !a.IsUnspecified() && !a.IsMulticast() {
+				return a.Unmap(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// spray sends punch packets from our QUIC socket to birthdayProbes distinct random
+// ports of addr, birthdayBatch every punchInterval, or until ctx ends.
+func (n *node) spray(ctx context.Context, addr netip.Addr) {
+	tried := make(map[uint16]bool, birthdayProbes)
+	tick := time.NewTicker(punchInterval)
+	defer tick.Stop()
+	for len(tried) < birthdayProbes {
+		for batch := 0; batch < birthdayBatch && len(tried) < birthdayProbes; {
+			port := uint16(birthdayLowPort + rand.N(65536-birthdayLowPort))
+			if tried[port] {
+				continue
+			}
+			tried[port] = true
+			batch++
+			_ = n.cfg.PunchUDP.Punch(netip.AddrPortFrom(addr, port))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	n.log.Debug("birthday punch: probes sent", "to", addr, "ports", len(tried))
+}
