@@ -76,7 +76,7 @@ test:
 # coturn, stund or miniupnpd runs in the root namespace. reap removes every testbed
 # whose test process is gone: before the run (an earlier run killed mid-way), and on
 # any exit of this recipe, failure and Ctrl-C included. The tests' own cleanup
-# removes their testbeds as they finish; -timeout keeps the run under 5 minutes.
+# removes their testbeds as they finish; -timeout keeps the run under 7 minutes.
 TESTBED := sim/testbed/testbed.sh
 .PHONY: test-nat
 test-nat:
@@ -87,7 +87,7 @@ test-nat:
 	@trap 'bash $(TESTBED) reap' EXIT; trap 'exit 130' INT TERM; \
 	bash $(TESTBED) deps; \
 	bash $(TESTBED) reap; \
-	CRUST_TESTBED=1 $(GO) test -count=1 -v -timeout 4m -run . $(TESTFLAGS) $(NATPKGS)
+	CRUST_TESTBED=1 $(GO) test -count=1 -v -timeout 6m -run . $(TESTFLAGS) $(NATPKGS)
 
 ## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present)
 bench:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/beacon"
@@ -28,6 +29,15 @@ type Service struct {
 	quic  *transport.QUIC // nil when "quic" is not in Protocols
 	node  *actors.Node
 	cache *bootstrap.Cache // nil without a bootstrap file
+	// started is node once New has it (the QUIC transport's OnPunch may run first).
+	started atomic.Pointer[actors.Node]
+}
+
+// punchSeen passes a punch packet that arrived to the node (QUICConfig.OnPunch).
+func (s *Service) punchSeen(from netip.AddrPort) {
+	if node := s.started.Load(); node != nil {
+		node.PunchSeen(from)
+	}
 }
 
 // New starts a Service: it loads or creates the node key, binds the listeners (TCP,
@@ -96,7 +106,7 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.protocol("quic") {
-		qcfg := transport.QUICConfig{Common: common}
+		qcfg := transport.QUICConfig{Common: common, OnPunch: s.punchSeen}
 		if stunUDP != nil {
 			qcfg.OnPacket = func(b []byte, from net.Addr) { stunUDP.HandlePacket(b, transport.AddrPortOf(from)) }
 		}
@@ -191,6 +201,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.node = node
+	s.started.Store(node)
 	for _, e := range errs {
 		cfg.Log.Warn("listen address failed", "err", e)
 		addr := ""

@@ -349,6 +349,11 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 // Reflected returns our endpoints as peers saw them, newest first per protocol.
 func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }
 
+// PunchSeen tells the node of a punch packet that arrived from from (the QUIC
+// transport's OnPunch): a QUIC punch in progress toward from's address punches
+// back to it.
+func (nd *Node) PunchSeen(from netip.AddrPort) { nd.n.punches.seen(from) }
+
 // NAT returns what the node knows of the NAT in front of it.
 func (nd *Node) NAT() NATInfo { return nd.n.natInfo() }
 

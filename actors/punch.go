@@ -49,6 +49,84 @@ var errPunchedByPeer = errors.New("connected by the peer's side of the punch")
 type punching struct {
 	mu  sync.Mutex
 	set map[identity.NodeID]map[string]*punchCount
+	// watches are the QUIC punches in progress, told of punch packets from their
+	// peers' addresses (a router may have given the peer another port than the one
+	// we punch toward).
+	watches map[*punchWatch]struct{}
+}
+
+// punchWatch is one QUIC punch's interest in punch packets from addrs.
+type punchWatch struct {
+	addrs []netip.Addr
+	seen  chan netip.AddrPort
+}
+
+// maxLearnedTargets bounds the endpoints a QUIC punch adds from the punch packets
+// it receives.
+const maxLearnedTargets = 4
+
+// watch registers a QUIC punch toward targets for the punch packets that come from
+// their addresses; unwatch ends it.
+func (p *punching) watch(targets []netip.AddrPort) *punchWatch {
+	w := &punchWatch{seen: make(chan netip.AddrPort, maxLearnedTargets)}
+	for _, t := range targets {
+		if !slices.Contains(w.addrs, t.Addr()) {
+			w.addrs = append(w.addrs, t.Addr())
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watches == nil {
+		p.watches = make(map[*punchWatch]struct{})
+	}
+	p.watches[w] = struct{}{}
+	return w
+}
+
+func (p *punching) unwatch(w *punchWatch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.watches, w)
+}
+
+// seen passes a punch packet's source to the punches toward its address.
+func (p *punching) seen(from netip.AddrPort) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for w := range p.watches {
+		if slices.Contains(w.addrs, from.Addr()) {
+			select {
+			case w.seen <- from:
+			default: // that punch has enough to do
+			}
+		}
+	}
+}
+
+// targetSet is a QUIC punch's targets, to which the punch packets it receives add.
+type targetSet struct {
+	mu      sync.Mutex
+	list    []netip.AddrPort
+	learned int
+}
+
+// add adds ap unless known or maxLearnedTargets were added; it reports whether it did.
+func (s *targetSet) add(ap netip.AddrPort) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.learned >= maxLearnedTargets || slices.Contains(s.list, ap) {
+		return false
+	}
+	s.list = append(s.list, ap)
+	s.learned++
+	return true
+}
+
+func (s *targetSet) snapshot() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.list)
 }
 
 type punchCount struct {
@@ -332,10 +410,15 @@ func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want iden
 // punchQUIC sends punch packets toward every target from the QUIC socket, so our
 // NAT lets the peer's packets in; the node with the smaller NodeID then dials QUIC,
 // the other one's listener accepts (no duplicate handshakes). A blind punch dials
-// either way.
+// either way. A punch packet from the peer's address but another port (a router that
+// remapped the peer's flow, say because a packet of ours reached it first) adds that
+// endpoint to the targets: punching back to it opens the way on both sides.
 func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transport.Contact, blind bool) (transport.Conn, error) {
-	punch := func() {
-		for _, t := range targets {
+	ts := &targetSet{list: slices.Clone(targets)}
+	w := n.punches.watch(targets)
+	defer n.punches.unwatch(w)
+	punch := func(to []netip.AddrPort) {
+		for _, t := range to {
 			_ = n.cfg.PunchUDP.Punch(t)
 		}
 	}
@@ -347,7 +430,7 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		}
 		settle(ctx)
 	}
-	punch()
+	punch(targets)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n.wg.Go(func() { // keep the mappings open and the peer's way in punched
@@ -357,8 +440,13 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 			select {
 			case <-ctx.Done():
 				return
+			case ap := <-w.seen:
+				if ts.add(ap) {
+					n.log.Debug("punch: the peer's packets come from another port; punching back to it", "peer", c.ID.Short(), "from", ap)
+					punch([]netip.AddrPort{ap})
+				}
 			case <-tick.C:
-				punch()
+				punch(ts.snapshot())
 			}
 		}
 	})
@@ -366,12 +454,13 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		<-ctx.Done()
 		return nil, fmt.Errorf("quic punch: the peer (smaller NodeID) dials; it did not get through: %w", context.Cause(ctx))
 	}
-	eps := make([]transport.Endpoint, len(targets))
-	for i, t := range targets {
-		eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
-	}
 	var last error
 	for ctx.Err() == nil {
+		cur := ts.snapshot()
+		eps := make([]transport.Endpoint, len(cur))
+		for i, t := range cur {
+			eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
+		}
 		conn, err := n.dialFirst(ctx, eps, c.ID)
 		if err == nil {
 			return conn, nil
@@ -386,7 +475,7 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 			wait.Stop()
 		}
 	}
-	return nil, fmt.Errorf("quic punch to %v: %w; last attempt: %w", targets, context.Cause(ctx), last)
+	return nil, fmt.Errorf("quic punch to %v: %w; last attempt: %w", ts.snapshot(), context.Cause(ctx), last)
 }
 
 // FirewallOpener sends a hop-limited SYN from the TCP listen port (SocketSynergy):
