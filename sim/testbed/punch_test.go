@@ -534,4 +534,3 @@ func TestHolePunchInboundPolicies(t *testing.T) {
 		})
 	}
 }
-
