@@ -406,12 +406,24 @@ func TestHolePunchFromBothSides(t *testing.T) {
 // Behind the firewall without NAT (stateful DROP of unsolicited inbound), a host on
 // the internet cannot connect in; after `crust-lan listen-for` opens the firewall
 // with a hop-limited SYN it can; a hop limit that reaches the peer draws its reset,
-// which the demo reports, and the automatic choice stops short of it.
+// which the demo reports, and the automatic choice stops short of it. Over IPv6
+// (IPV6_UNICAST_HOPS, ip6tables) and IPv4 (IP_TTL, iptables) alike.
 func TestFirewallPunch(t *testing.T) {
 	n := testbed.Up(t, testbed.Options{})
-	const listenPort = 41000
-	listen := netip.AddrPortFrom(n.H3A.Addr, listenPort).String()
 	peerPort := 41100
+	for _, fam := range []struct {
+		name       string
+		host, peer netip.Addr
+	}{{"IPv6", n.H3A.Addr6, n.Pub.Addr6}, {"IPv4", n.H3A.Addr, n.Pub.Addr}} {
+		t.Run(fam.name, func(t *testing.T) { firewallPunch(t, n, fam.host, fam.peer, &peerPort) })
+	}
+}
+
+// firewallPunch runs the firewall punch cases with h3a at host and pub at peer,
+// taking pub's source ports from *peerPort on.
+func firewallPunch(t *testing.T, n *testbed.Net, host, peer netip.Addr, peerPort *int) {
+	const listenPort = 41000
+	listen := netip.AddrPortFrom(host, listenPort).String()
 	// connectIn connects from pub's port to the listener; it reports whether the
 	// connection was established.
 	connectIn := func(port int) bool {
@@ -423,23 +435,24 @@ func TestFirewallPunch(t *testing.T) {
 		if err := n.FlushConntrack(n.FW.NS); err != nil {
 			t.Fatal(err)
 		}
-		peer := netip.AddrPortFrom(n.Pub.Addr, uint16(port)).String()
-		return n.Start(t, n.H3A.NS, crustBin(t, "crust-lan"), "listen-for", peer, "-listen", listen, "-hops", hops, "-duration", "30s")
+		to := netip.AddrPortFrom(peer, uint16(port)).String()
+		return n.Start(t, n.H3A.NS, crustBin(t, "crust-lan"), "listen-for", to, "-listen", listen, "-hops", hops, "-duration", "30s")
 	}
 
 	t.Run("NoPunch", func(t *testing.T) {
-		p := listenFor("0", peerPort)
+		*peerPort++
+		p := listenFor("0", *peerPort)
 		defer p.Kill()
 		if err := p.WaitFor("no firewall-opening SYN sent", 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if connectIn(peerPort) {
+		if connectIn(*peerPort) {
 			t.Fatalf("pub connected in through the firewall without a punch:\n%s", p.Output())
 		}
 	})
 	t.Run("AutoHops", func(t *testing.T) {
-		peerPort++
-		p := listenFor("auto", peerPort)
+		*peerPort++
+		p := listenFor("auto", *peerPort)
 		defer p.Kill()
 		if err := p.WaitFor("with a SYN of hop limit 2", 10*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, p.Output())
@@ -447,21 +460,21 @@ func TestFirewallPunch(t *testing.T) {
 		if !strings.Contains(p.Output(), "2 router(s) before") {
 			t.Fatalf("the automatic choice did not count two routers (fw, inet):\n%s", p.Output())
 		}
-		if !connectIn(peerPort) {
+		if !connectIn(*peerPort) {
 			t.Fatalf("pub could not connect in after the firewall punch:\n%s", p.Output())
 		}
-		if err := p.WaitFor(fmt.Sprintf("accepted a connection from %v:%d", n.Pub.Addr, peerPort), 5*time.Second); err != nil {
+		if err := p.WaitFor(fmt.Sprintf("accepted a connection from %v", netip.AddrPortFrom(peer, uint16(*peerPort))), 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("TooManyHops", func(t *testing.T) {
-		peerPort++
-		p := listenFor("3", peerPort) // reaches pub itself, where nothing listens on that port
+		*peerPort++
+		p := listenFor("3", *peerPort) // reaches pub itself, where nothing listens on that port
 		defer p.Kill()
 		if err := p.WaitFor("reached the peer's side: it answered with a reset", 10*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, p.Output())
 		}
-		in := connectIn(peerPort)
+		in := connectIn(*peerPort)
 		t.Logf("after the reset, pub connecting in: established=%v", in)
 		if in {
 			t.Fatalf("pub connected in although the reset closed the hole:\n%s", p.Output())

@@ -79,6 +79,8 @@ type Router struct {
 	// WAN is the router's address on the internet side (the address hosts behind
 	// a NAT router appear from).
 	WAN netip.Addr
+	// WAN6 is its IPv6 address there; only FW has one (IPv6 runs where no NAT is).
+	WAN6 netip.Addr
 	// LAN is the router's LAN address with the LAN's prefix length (192.168.1.1/24).
 	LAN netip.Prefix
 	// NAT is "cone" (endpoint-independent, port-preserving: nat1, nat3),
@@ -96,6 +98,8 @@ type Host struct {
 	NS string
 	// Addr is the host's own address (private behind a NAT router).
 	Addr netip.Addr
+	// Addr6 is its IPv6 address; only Pub and H3A (behind FW) have one.
+	Addr6 netip.Addr
 	// Router is the name of the router in front of the host; empty for pub.
 	Router string
 }
@@ -285,7 +289,7 @@ func load(path string) (*Net, error) {
 			StundPort:    p.port("STUND_PORT"),
 			StundAltPort: p.port("STUND_ALT_PORT"),
 		},
-		Pub:           Host{Name: "pub", NS: p.str("NS_PUB"), Addr: p.addr("PUB_ADDR")},
+		Pub:           Host{Name: "pub", NS: p.str("NS_PUB"), Addr: p.addr("PUB_ADDR"), Addr6: p.addr("PUB_ADDR6")},
 		NAT1:          router("nat1"),
 		NAT2:          router("nat2"),
 		FW:            router("fw"),
@@ -300,6 +304,7 @@ func load(path string) (*Net, error) {
 		NetemMethod:   p.str("NETEM_METHOD"),
 		Env:           env,
 	}
+	n.FW.WAN6, n.H3A.Addr6 = p.addr("FW_WAN6"), p.addr("H3A_ADDR6")
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -376,8 +381,12 @@ func (n *Net) RestartUPnP() error {
 // FlushConntrack deletes every conntrack entry in namespace ns (a router's NS): each
 // NAT mapping and each "established" flow the firewall remembers is forgotten.
 func (n *Net) FlushConntrack(ns string) error {
-	_, err := n.Run(ns, "conntrack", "-F")
-	return err
+	for _, family := range []string{"ipv4", "ipv6"} {
+		if _, err := n.Run(ns, "conntrack", "-F", "-f", family); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Daemons returns the PID of each daemon testbed.sh started, by name ("coturn",

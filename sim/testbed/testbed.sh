@@ -29,6 +29,12 @@
 #           MASQUERADE like nat1, without miniupnpd (the far side of a hole punch)
 #             P-h4a 192.168.3.10
 #
+# IPv6 runs beside it where a site has no NAT, as on the IPv6 internet: pub
+# 2001:db8:20::10, and fw's site (WAN 2001:db8:3::2, LAN 2001:db8:30::1/64, P-h3a
+# 2001:db8:30::10), routed by P-inet, fw's stateful firewall (ip6tables) playing the
+# same inbound policy as for IPv4 (neighbour discovery and the router's own ICMPv6
+# allowed). The documentation prefix 2001:db8::/32 never leaves the testbed.
+#
 # The internet addresses are not in a reserved or documentation range: miniupnpd
 # 2.3 refuses to map ports when its WAN address is. They exist only in the testbed.
 #
@@ -86,6 +92,11 @@ STUND_PORT=3480
 STUND_ALT_PORT=3481
 PUB_NET=198.0.20
 PUB_ADDR=$PUB_NET.10
+PUB_NET6=2001:db8:20
+PUB_ADDR6=$PUB_NET6::10
+FW_WAN_NET6=2001:db8:3
+FW_LAN_NET6=2001:db8:30
+H3A_ADDR6=$FW_LAN_NET6::10
 declare -A WAN_NET=([nat1]=198.0.1 [nat2]=198.0.2 [fw]=198.0.3 [nat3]=198.0.4)
 declare -A LAN_NET=([nat1]=192.168.1 [nat2]=192.168.2 [fw]=198.0.30 [nat3]=192.168.3)
 declare -A NAT_MODE=([nat1]=cone [nat2]=symmetric [fw]=none [nat3]=cone)
@@ -131,6 +142,7 @@ nsexec() {
 	ip netns exec "$n" "$@"
 }
 ipt() { nsexec "$1" iptables-legacy -w "${@:2}"; }
+ip6t() { nsexec "$1" ip6tables-legacy -w "${@:2}"; }
 
 run_dir() { echo "$RUN_BASE/$PREFIX"; }
 
@@ -230,6 +242,7 @@ build() {
 	for h in "${HOSTS[@]}"; do build_host "$h"; done
 	# The firewall's LAN is routable: the internet knows where it is.
 	ip -n "$(ns inet)" route add "${LAN_NET[fw]}.0/24" via "${WAN_NET[fw]}.2"
+	build_ipv6
 	if [[ -n $NETEM ]]; then add_delay; else NETEM_METHOD=; fi
 
 	start_coturn
@@ -328,6 +341,41 @@ add_delay() {
 			ipt inet -t mangle -A POSTROUTING -o "$r" -j NFQUEUE --queue-num "$NETEM_QUEUE"
 		fi
 	done
+}
+
+# build_ipv6: the IPv6 plane (see the top). nodad: the addresses work at once,
+# without waiting for duplicate address detection.
+build_ipv6() {
+	local s chain
+	for s in inet fw; do nsexec "$s" sysctl -qw net.ipv6.conf.all.forwarding=1; done
+	nsexec fw sysctl -qw net.bridge.bridge-nf-call-ip6tables=0 2>/dev/null || true
+	ip -n "$(ns inet)" addr add "$PUB_NET6::1/64" dev pub nodad
+	ip -n "$(ns pub)" addr add "$PUB_ADDR6/64" dev eth0 nodad
+	ip -n "$(ns pub)" -6 route add default via "$PUB_NET6::1"
+	ip -n "$(ns inet)" addr add "$FW_WAN_NET6::1/64" dev fw nodad
+	ip -n "$(ns fw)" addr add "$FW_WAN_NET6::2/64" dev wan nodad
+	ip -n "$(ns fw)" -6 route add default via "$FW_WAN_NET6::1"
+	ip -n "$(ns fw)" addr add "$FW_LAN_NET6::1/64" dev lan nodad
+	ip -n "$(ns h3a)" addr add "$H3A_ADDR6/64" dev eth0 nodad
+	ip -n "$(ns h3a)" -6 route add default via "$FW_LAN_NET6::1"
+	ip -n "$(ns inet)" -6 route add "$FW_LAN_NET6::/64" via "$FW_WAN_NET6::2"
+	case ${INBOUND[fw]} in
+	open) ;;
+	drop | reject)
+		for chain in INPUT FORWARD; do
+			ip6t fw -A "$chain" -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+		done
+		ip6t fw -A INPUT -i wan -p ipv6-icmp -j ACCEPT
+		for chain in INPUT FORWARD; do
+			if [[ ${INBOUND[fw]} == drop ]]; then
+				ip6t fw -A "$chain" -i wan -j DROP
+			else
+				ip6t fw -A "$chain" -i wan -p tcp -j REJECT --reject-with tcp-reset
+				ip6t fw -A "$chain" -i wan -j REJECT --reject-with icmp6-port-unreachable
+			fi
+		done
+		;;
+	esac
 }
 
 build_host() {
@@ -453,6 +501,9 @@ write_env() {
 		echo "STUND_ALT_PORT=$STUND_ALT_PORT"
 		echo "NS_PUB=$(ns pub)"
 		echo "PUB_ADDR=$PUB_ADDR"
+		echo "PUB_ADDR6=$PUB_ADDR6"
+		echo "FW_WAN6=$FW_WAN_NET6::2"
+		echo "H3A_ADDR6=$H3A_ADDR6"
 		for r in "${ROUTERS[@]}"; do
 			local R=${r^^}
 			echo "NS_$R=$(ns "$r")"

@@ -206,6 +206,28 @@ func TestTestbed(t *testing.T) {
 		wg.Wait()
 	})
 
+	// IPv6 beside IPv4 where no NAT is: h3a reaches pub, and fw drops what pub
+	// sends h3a unsolicited.
+	t.Run("IPv6Firewall", func(t *testing.T) {
+		startListener6(t, n, n.H3A.NS, 7003)
+		startListener6(t, n, n.Pub.NS, 7003)
+		out, err := dial(n, n.H3A.NS, netip.AddrPortFrom(n.Pub.Addr6, 7003), 5*time.Second)
+		// socat writes the address in full: [2001:0db8:0030:...].
+		_, rest, _ := strings.Cut(out, "reached from [")
+		from, _, _ := strings.Cut(rest, "]")
+		if a, perr := netip.ParseAddr(from); err != nil || perr != nil || a != n.H3A.Addr6 {
+			t.Fatalf("h3a -> pub over IPv6: %q, %v; want it reached from %v", out, err, n.H3A.Addr6)
+		}
+		start := time.Now()
+		out, err = dial(n, n.Pub.NS, netip.AddrPortFrom(n.H3A.Addr6, 7003), time.Second)
+		if err == nil {
+			t.Fatalf("pub reached h3a over IPv6 unsolicited:\n%s", out)
+		}
+		if d := time.Since(start); !strings.Contains(err.Error(), "timed out") || d < 900*time.Millisecond {
+			t.Fatalf("pub -> h3a over IPv6: want a silent drop, got after %v: %v", d.Round(time.Millisecond), err)
+		}
+	})
+
 	t.Run("RestartUPnP", func(t *testing.T) {
 		h1a := n.H1A.Addr.String()
 		mustRun(t, n, n.H1A.NS, "upnpc", "-u", n.UPnPRootURL, "-a", h1a, "7002", "7002", "UDP")
@@ -564,7 +586,20 @@ func stund(t *testing.T, n *testbed.Net, ns string, localPort int) stundResult {
 // from <peer address>" and returns once it listens.
 func startListener(t *testing.T, n *testbed.Net, ns string, port int) *testbed.Proc {
 	t.Helper()
-	p := n.Start(t, ns, "socat", "-d", "-d", fmt.Sprintf("TCP-LISTEN:%d,reuseaddr,fork", port),
+	return startSocatListener(t, n, ns, "TCP-LISTEN", port)
+}
+
+// startListener6 is startListener over IPv6.
+func startListener6(t *testing.T, n *testbed.Net, ns string, port int) *testbed.Proc {
+	t.Helper()
+	return startSocatListener(t, n, ns, "TCP6-LISTEN", port)
+}
+
+// startSocatListener runs socat's listen address kind (TCP-LISTEN, TCP6-LISTEN) on
+// port in ns, answering as startListener says.
+func startSocatListener(t *testing.T, n *testbed.Net, ns, kind string, port int) *testbed.Proc {
+	t.Helper()
+	p := n.Start(t, ns, "socat", "-d", "-d", fmt.Sprintf("%s:%d,reuseaddr,fork", kind, port),
 		`SYSTEM:echo reached from $SOCAT_PEERADDR`)
 	if err := p.WaitFor("listening on", 5*time.Second); err != nil {
 		t.Fatal(err)
