@@ -53,36 +53,13 @@ func (n *node) birthdayRole(c transport.Contact) string {
 // first QUIC target, beside the plain punch (which a NAT that assigns ports in
 // sequence lets through); the first connection wins.
 func (n *node) punchBirthdayDial(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		conn transport.Conn
-		err  error
-	}
-	results := make(chan result, 2)
 	bd := n.cfg.PunchUDP.(BirthdayDialer)
-	go func() {
-		conn, err := bd.BirthdayDial(ctx, targets[0], c.ID, birthdaySockets, punchInterval)
-		results <- result{conn, err}
-	}()
-	go func() {
-		conn, err := n.punchQUIC(ctx, targets, c, false)
-		results <- result{conn, err}
-	}()
-	var won transport.Conn
-	var errs []error
-	for range 2 {
-		r := <-results
-		switch {
-		case r.err != nil:
-			errs = append(errs, r.err)
-		case won == nil:
-			won = r.conn
-			cancel()
-		default:
-			r.conn.Close()
-		}
-	}
+	won, errs := raceConns(ctx,
+		func(ctx context.Context) (transport.Conn, error) {
+			return bd.BirthdayDial(ctx, targets[0], c.ID, birthdaySockets, punchInterval)
+		},
+		func(ctx context.Context) (transport.Conn, error) { return n.punchQUIC(ctx, targets, c, false) },
+	)
 	if won != nil {
 		return won, nil
 	}

@@ -365,13 +365,6 @@ func punchTargets(c transport.Contact, proto string) []netip.AddrPort {
 // punchTCP dials every target from our listen port at once (simultaneous open);
 // the first verified connection wins.
 func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want identity.NodeID) (transport.Conn, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		conn transport.Conn
-		err  error
-	}
-	results := make(chan result, len(targets))
 	hops := 0
 	if n.natBehavior() == "no-nat" {
 		// Behind a stateful firewall at most: open it without reaching the peer's
@@ -380,16 +373,40 @@ func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want iden
 		// testbed: the peer's SYN then met a half-open connection on our listener.)
 		hops = n.primeHops(ctx, targets)
 	}
-	for _, t := range targets {
-		go func() {
+	attempts := make([]func(context.Context) (transport.Conn, error), len(targets))
+	for i, t := range targets {
+		attempts[i] = func(ctx context.Context) (transport.Conn, error) {
 			n.primeTCP(ctx, t, hops)
-			c, err := n.cfg.PunchTCP.PunchDial(ctx, t, want)
+			return n.cfg.PunchTCP.PunchDial(ctx, t, want)
+		}
+	}
+	won, errs := raceConns(ctx, attempts...)
+	if won != nil {
+		return won, nil
+	}
+	return nil, fmt.Errorf("tcp punch to %v: %w", targets, errors.Join(errs...))
+}
+
+// raceConns runs the attempts at once; the first connection made wins and ends
+// the others' context, and any later one is closed. It returns the winner, or
+// every attempt's error.
+func raceConns(ctx context.Context, attempts ...func(context.Context) (transport.Conn, error)) (transport.Conn, []error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn transport.Conn
+		err  error
+	}
+	results := make(chan result, len(attempts))
+	for _, attempt := range attempts {
+		go func() {
+			c, err := attempt(ctx)
 			results <- result{c, err}
 		}()
 	}
 	var won transport.Conn
 	var errs []error
-	for range targets {
+	for range attempts {
 		r := <-results
 		switch {
 		case r.err != nil:
@@ -401,10 +418,7 @@ func (n *node) punchTCP(ctx context.Context, targets []netip.AddrPort, want iden
 			r.conn.Close()
 		}
 	}
-	if won != nil {
-		return won, nil
-	}
-	return nil, fmt.Errorf("tcp punch to %v: %w", targets, errors.Join(errs...))
+	return won, errs
 }
 
 // punchQUIC sends punch packets toward every target from the QUIC socket, so our
