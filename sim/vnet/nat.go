@@ -1,0 +1,388 @@
+package vnet
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Behavior is an RFC 4787 mapping or filtering behaviour: what, besides the inside
+// endpoint, a NAT mapping is keyed on (section 4.1), or whom a mapping lets in
+// (section 5).
+type Behavior int
+
+const (
+	// EndpointIndependent: one mapping per inside endpoint, whatever the
+	// destination (EIM); or anyone may send in through it (EIF).
+	EndpointIndependent Behavior = iota
+	// AddressDependent: one mapping per inside endpoint and destination address
+	// (ADM); or only addresses the inside endpoint has sent to may send in (ADF).
+	AddressDependent
+	// AddressAndPortDependent: one mapping per inside endpoint and destination
+	// address and port (APDM); or only the address and port sent to may send in
+	// (APDF).
+	AddressAndPortDependent
+)
+
+// String returns "endpoint-independent", "address-dependent" or
+// "address-and-port-dependent".
+func (b Behavior) String() string {
+	switch b {
+	case EndpointIndependent:
+		return "endpoint-independent"
+	case AddressDependent:
+		return "address-dependent"
+	case AddressAndPortDependent:
+		return "address-and-port-dependent"
+	}
+	return fmt.Sprintf("Behavior(%d)", int(b))
+}
+
+// PortAssignment is how a NAT picks the external port of a new mapping (RFC 4787
+// section 4.2.1). Whatever the choice, a port a live mapping holds is never reused.
+type PortAssignment int
+
+const (
+	// Preserving keeps the inside port if it is free, else takes the next free one.
+	Preserving PortAssignment = iota
+	// Sequential takes the next free port after the previous mapping's, from 1024.
+	Sequential
+	// Random takes a free port uniformly from 1024-65535, using the network's seeded
+	// random number generator.
+	Random
+)
+
+// String returns "preserving", "sequential" or "random".
+func (a PortAssignment) String() string {
+	switch a {
+	case Preserving:
+		return "preserving"
+	case Sequential:
+		return "sequential"
+	case Random:
+		return "random"
+	}
+	return fmt.Sprintf("PortAssignment(%d)", int(a))
+}
+
+// The external ports a NAT assigns.
+const (
+	firstNATPort = 1024
+	lastNATPort  = 65535
+)
+
+// DefaultMappingTimeout is the mapping timeout of a NATConfig that gives none: the
+// two minutes RFC 4787 REQ-5 asks for at least.
+const DefaultMappingTimeout = 2 * time.Minute
+
+// NATConfig describes a NAT (or a firewall) by RFC 4787 behaviours. The zero value is
+// an endpoint-independent ("full cone") NAT that preserves ports, without
+// hairpinning. presets.go has the classic kinds.
+type NATConfig struct {
+	// Mapping is the mapping behaviour. Default: EndpointIndependent.
+	Mapping Behavior
+	// Filtering is the filtering behaviour. Default: EndpointIndependent.
+	Filtering Behavior
+	// PortAssignment picks external ports. Default: Preserving.
+	PortAssignment PortAssignment
+	// MappingTimeout is how long a mapping lives after the last datagram that
+	// refreshed it. Default (0): DefaultMappingTimeout; negative: forever.
+	MappingTimeout time.Duration
+	// InboundRefresh makes inbound datagrams refresh mappings too (RFC 4787 section
+	// 4.3 allows either). Default: false, outbound only (REQ-6).
+	InboundRefresh bool
+	// Hairpinning lets a host send to another inside host through the NAT's public
+	// address (RFC 4787 section 6); the receiver sees the sender's external
+	// address. Default: false (DropNoHairpin).
+	Hairpinning bool
+	// FirewallOnly makes a firewall, not a NAT: no translation, the inside hosts'
+	// addresses are routable from outside, and Filtering decides who may send in to
+	// an inside endpoint that has sent out. Mapping, PortAssignment and Hairpinning
+	// are ignored. Default: false.
+	FirewallOnly bool
+}
+
+// Router is a NAT (or firewall) between a LAN and the network its WAN side sits on:
+// the internet, or another router's LAN (carrier-grade NAT).
+type Router struct {
+	net *Network
+	wan netip.Addr
+	seg *segment // where the WAN side sits
+	lan *segment
+	cfg NATConfig
+
+	// Guarded by net.mu.
+	link       Link
+	mappings   map[mappingKey]*mapping
+	byExternal map[netip.AddrPort]*mapping
+	nextPort   int // Sequential's counter
+}
+
+var _ node = (*Router)(nil)
+
+// mapping is one NAT binding (or, on a firewall, one opened inside endpoint).
+type mapping struct {
+	key      mappingKey
+	internal netip.AddrPort
+	external netip.AddrPort
+	expires  time.Time // zero: never
+	// The endpoints and addresses the inside endpoint has sent to through the
+	// mapping, for filtering.
+	sentTo     map[netip.AddrPort]struct{}
+	sentToAddr map[netip.Addr]struct{}
+}
+
+// mappingKey finds the mapping an outbound datagram uses: the inside endpoint and as
+// much of the destination as the mapping behaviour depends on.
+type mappingKey struct {
+	internal netip.AddrPort
+	remote   netip.AddrPort
+}
+
+func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router {
+	if cfg.MappingTimeout == 0 {
+		cfg.MappingTimeout = DefaultMappingTimeout
+	}
+	r := &Router{
+		net: n, wan: wan, seg: seg, cfg: cfg,
+		mappings:   map[mappingKey]*mapping{},
+		byExternal: map[netip.AddrPort]*mapping{},
+		nextPort:   firstNATPort,
+	}
+	r.lan = newSegment(r)
+	return r
+}
+
+// Addr returns the router's WAN address: public if it sits on the internet.
+func (r *Router) Addr() netip.Addr { return r.wan }
+
+// Config returns the router's configuration, with defaults filled in.
+func (r *Router) Config() NATConfig { return r.cfg }
+
+// String names the router in traces: "nat 203.0.113.1" or "firewall 203.0.113.1".
+func (r *Router) String() string {
+	if r.cfg.FirewallOnly {
+		return "firewall " + r.wan.String()
+	}
+	return "nat " + r.wan.String()
+}
+
+// SetLink sets the link between the router's WAN side and its network. Default:
+// Link{}.
+func (r *Router) SetLink(l Link) {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	r.link = l
+}
+
+// AddHost puts a host with address addr on the router's LAN: a private address
+// behind a NAT, a public one behind a firewall.
+func (r *Router) AddHost(addr netip.Addr) (*Host, error) {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	return r.net.addHost(r.lan, addr)
+}
+
+// AddNAT puts another router on this router's LAN, with WAN address addr: the inner
+// router of a double NAT.
+func (r *Router) AddNAT(addr netip.Addr, cfg NATConfig) (*Router, error) {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	return r.net.addRouter(r.lan, addr, cfg)
+}
+
+// Mappings reports how many live mappings the router holds.
+func (r *Router) Mappings() int {
+	r.net.mu.Lock()
+	defer r.net.mu.Unlock()
+	r.sweep(r.net.clock.Now())
+	return len(r.mappings)
+}
+
+// outerIfFirewall returns the segment outside r if r is a firewall, else nil (also
+// for a nil r): inside hosts of a firewall are routed on that segment too.
+func (r *Router) outerIfFirewall() *segment {
+	if r == nil || !r.cfg.FirewallOnly {
+		return nil
+	}
+	return r.seg
+}
+
+// uplink implements node.
+func (r *Router) uplink() Link { return r.link }
+
+// receive implements node: a datagram from outside, for the WAN address (or, on a
+// firewall, an inside address).
+func (r *Router) receive(p packet) { r.inbound(p) }
+
+// outbound takes a datagram from the LAN to outside: find or make its mapping,
+// translate the source, and send it on (or back in, when hairpinning).
+func (r *Router) outbound(p packet) {
+	now := r.net.clock.Now()
+	key := r.keyFor(p)
+	m := r.mappings[key]
+	if m != nil && r.expired(m, now) {
+		r.remove(m)
+		m = nil
+	}
+	if m == nil {
+		var ok bool
+		if m, ok = r.newMapping(key, p.src, now); !ok {
+			r.net.drop(r.String(), p, DropPortsExhausted)
+			return
+		}
+	}
+	m.sentTo[p.dst] = struct{}{}
+	m.sentToAddr[p.dst.Addr()] = struct{}{}
+	r.refresh(m, now)
+	p.src = m.external
+	r.net.trace(EventOutbound, r.String(), p, "")
+
+	if !r.cfg.FirewallOnly && p.dst.Addr() == r.wan {
+		if !r.cfg.Hairpinning {
+			r.net.drop(r.String(), p, DropNoHairpin)
+			return
+		}
+		r.net.trace(EventHairpin, r.String(), p, "")
+		r.inbound(p)
+		return
+	}
+	r.net.up(r, r.seg, p)
+}
+
+// inbound takes a datagram from outside (or hairpinned): let it in if a live mapping
+// and its filter allow, translating the destination back.
+func (r *Router) inbound(p packet) {
+	now := r.net.clock.Now()
+	m := r.byExternal[p.dst]
+	if m != nil && r.expired(m, now) {
+		r.remove(m)
+		m = nil
+	}
+	if m == nil {
+		r.net.drop(r.String(), p, DropNoMapping)
+		return
+	}
+	if !r.allows(m, p.src) {
+		r.net.drop(r.String(), p, DropFiltered)
+		return
+	}
+	if r.cfg.InboundRefresh {
+		r.refresh(m, now)
+	}
+	p.dst = m.internal
+	r.net.trace(EventInbound, r.String(), p, "")
+	r.net.deliverInside(r, p)
+}
+
+// keyFor returns the key of the mapping outbound datagram p uses.
+func (r *Router) keyFor(p packet) mappingKey {
+	key := mappingKey{internal: p.src}
+	if r.cfg.FirewallOnly {
+		return key
+	}
+	switch r.cfg.Mapping {
+	case AddressDependent:
+		key.remote = netip.AddrPortFrom(p.dst.Addr(), 0)
+	case AddressAndPortDependent:
+		key.remote = p.dst
+	}
+	return key
+}
+
+// allows reports whether the filter of m lets a datagram from src in.
+func (r *Router) allows(m *mapping, src netip.AddrPort) bool {
+	switch r.cfg.Filtering {
+	case AddressDependent:
+		_, ok := m.sentToAddr[src.Addr()]
+		return ok
+	case AddressAndPortDependent:
+		_, ok := m.sentTo[src]
+		return ok
+	}
+	return true
+}
+
+// newMapping makes a mapping for key, choosing its external endpoint; false if no
+// port is free.
+func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Time) (*mapping, bool) {
+	r.sweep(now)
+	external := internal // a firewall does not translate
+	if !r.cfg.FirewallOnly {
+		port, ok := r.pickPort(internal.Port())
+		if !ok {
+			return nil, false
+		}
+		external = netip.AddrPortFrom(r.wan, port)
+	}
+	m := &mapping{
+		key: key, internal: internal, external: external,
+		sentTo:     map[netip.AddrPort]struct{}{},
+		sentToAddr: map[netip.Addr]struct{}{},
+	}
+	r.mappings[key] = m
+	r.byExternal[external] = m
+	return m, true
+}
+
+// pickPort chooses a free external port by the port assignment behaviour.
+func (r *Router) pickPort(internalPort uint16) (uint16, bool) {
+	free := func(p int) bool {
+		_, taken := r.byExternal[netip.AddrPortFrom(r.wan, uint16(p))]
+		return !taken
+	}
+	start := r.nextPort
+	switch r.cfg.PortAssignment {
+	case Preserving:
+		if internalPort != 0 && free(int(internalPort)) {
+			return internalPort, true
+		}
+		start = max(int(internalPort), firstNATPort)
+	case Random:
+		for range 64 { // a few draws find a free port unless the NAT is nearly full
+			p := firstNATPort + r.net.rng.IntN(lastNATPort-firstNATPort+1)
+			if free(p) {
+				return uint16(p), true
+			}
+		}
+	}
+	// From start upwards, wrapping around.
+	for i := range lastNATPort - firstNATPort + 1 {
+		p := firstNATPort + (start-firstNATPort+i)%(lastNATPort-firstNATPort+1)
+		if free(p) {
+			if r.cfg.PortAssignment == Sequential {
+				r.nextPort = p + 1
+				if r.nextPort > lastNATPort {
+					r.nextPort = firstNATPort
+				}
+			}
+			return uint16(p), true
+		}
+	}
+	return 0, false
+}
+
+func (r *Router) refresh(m *mapping, now time.Time) {
+	if r.cfg.MappingTimeout > 0 {
+		m.expires = now.Add(r.cfg.MappingTimeout)
+	}
+}
+
+func (r *Router) expired(m *mapping, now time.Time) bool {
+	return !m.expires.IsZero() && !now.Before(m.expires)
+}
+
+func (r *Router) remove(m *mapping) {
+	delete(r.mappings, m.key)
+	delete(r.byExternal, m.external)
+}
+
+// sweep removes every expired mapping. Mappings otherwise expire lazily, when a
+// datagram looks them up; sweeping before a new mapping is made frees their ports.
+func (r *Router) sweep(now time.Time) {
+	for _, m := range r.mappings {
+		if r.expired(m, now) {
+			r.remove(m)
+		}
+	}
+}
