@@ -557,7 +557,13 @@ func (n *node) primeTCP(ctx context.Context, t netip.AddrPort, hops int) {
 	if n.cfg.Firewall == nil || hops <= 0 {
 		return
 	}
-	err := n.cfg.Firewall.OpenFirewall(ctx, t, hops)
+	// The priming socket must be gone before the peer's full SYN arrives (it comes
+	// primeSettle after the peer's own priming), or that SYN meets it instead of our
+	// punch: a Time Exceeded usually ends it at once, but routers rate-limit ICMP
+	// (the hop count before used some of it), so it is abandoned early.
+	octx, cancel := context.WithTimeout(ctx, primeSettle/2)
+	err := n.cfg.Firewall.OpenFirewall(octx, t, hops)
+	cancel()
 	n.log.Debug("punch: opening our firewall", "target", t, "hops", hops, "err", err)
 	settle(ctx)
 }

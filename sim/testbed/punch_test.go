@@ -29,11 +29,18 @@ type punchNodes struct {
 // waits until A and B are connected to R and know their external endpoints.
 func startPunchNodes(t *testing.T, n *testbed.Net, ha, hb testbed.Host, protocols string) *punchNodes {
 	t.Helper()
+	return startPunchNodesOn(t, n, n.Pub, ha, hb, protocols, n.STUN.Addrs)
+}
+
+// startPunchNodesOn is startPunchNodes with R on rh and coturn at stun (the IPv6
+// plane: hosts whose Addr is their IPv6 address, coturn's IPv6 addresses).
+func startPunchNodesOn(t *testing.T, n *testbed.Net, rh, ha, hb testbed.Host, protocols string, stun [2]netip.Addr) *punchNodes {
+	t.Helper()
 	coturn, _ := json.Marshal([]string{
-		netip.AddrPortFrom(n.STUN.Addrs[0], n.STUN.Port).String(),
-		netip.AddrPortFrom(n.STUN.Addrs[1], n.STUN.Port).String(),
+		netip.AddrPortFrom(stun[0], n.STUN.Port).String(),
+		netip.AddrPortFrom(stun[1], n.STUN.Port).String(),
 	})
-	r := startNode(t, n, n.Pub, 40500, "upnp = false\nprotocols = "+protocols)
+	r := startNode(t, n, rh, 40500, "upnp = false\nprotocols = "+protocols)
 	rContact, _ := json.Marshal([]string{r.self().Contact})
 	// UPnP off: nat1 runs miniupnpd, and a UPnP mapping would make the punch moot.
 	extra := fmt.Sprintf("upnp = false\nprotocols = %s\nstun_servers = %s\ncontacts = %s", protocols, coturn, rContact)
@@ -482,23 +489,41 @@ func firewallPunch(t *testing.T, n *testbed.Net, host, peer netip.Addr, peerPort
 	})
 }
 
-// A node behind the firewall without NAT and one behind a NAT connect through the
-// rendezvous: the firewalled side opens its firewall with the automatic hop limit,
-// and both report a firewall punch.
+// A crust punch toward a host behind the firewall without NAT: the host, which STUN
+// sees with its own address, opens its firewall with a hop-limited SYN (2 hops: fw,
+// inet) and the peer connects in, kind firewall-punch, straight to the host's own
+// address. Over IPv4 from behind nat1, and over IPv6 from the public host (the
+// testbed's IPv6 runs where no NAT is), with coturn on IPv6 too.
 func TestFirewallPunchCrust(t *testing.T) {
 	n := testbed.Up(t, testbed.Options{})
-	p := startPunchNodes(t, n, n.H1A, n.H3A, `["tcp"]`)
-	kind, d, err := p.punchRound(t)
-	if err != nil || kind != "firewall-punch" {
-		t.Fatalf("A behind nat1 to B behind the firewall: kind %q, %v", kind, err)
-	}
-	t.Logf("connected by %s in %v", kind, d.Round(time.Millisecond))
-	entry, _ := p.a.peer(p.b.id)
-	if entry.Addr != netip.AddrPortFrom(n.H3A.Addr, 40700).String() {
-		t.Fatalf("A reaches B at %s, want B's own address (no NAT)", entry.Addr)
-	}
-	if !strings.Contains(p.b.proc.Output(), `msg="punch: opening our firewall"`) || !strings.Contains(p.b.proc.Output(), "hops=2") {
-		t.Fatalf("B did not open its firewall with 2 hops:\n%s", p.b.proc.Output())
+	v6 := func(h testbed.Host) testbed.Host { h.Addr = h.Addr6; return h }
+	for _, tc := range []struct {
+		name   string
+		r, a   testbed.Host
+		b      testbed.Host
+		coturn [2]netip.Addr
+	}{
+		{"IPv4", n.Pub, n.H1A, n.H3A, n.STUN.Addrs},
+		{"IPv6", v6(n.Pub), v6(n.Pub), v6(n.H3A), n.STUN.Addrs6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPunchNodesOn(t, n, tc.r, tc.a, tc.b, `["tcp"]`, tc.coturn)
+			if nat := p.b.self().NAT.Behavior; nat != "no-nat" {
+				t.Fatalf("B's NAT behaviour %q, want no-nat", nat)
+			}
+			kind, d, err := p.punchRound(t)
+			if err != nil || kind != "firewall-punch" {
+				t.Fatalf("A to B behind the firewall: kind %q, %v\nB's log:\n%s", kind, err, p.b.proc.Output())
+			}
+			t.Logf("connected by %s in %v", kind, d.Round(time.Millisecond))
+			entry, _ := p.a.peer(p.b.id)
+			if entry.Addr != netip.AddrPortFrom(tc.b.Addr, 40700).String() {
+				t.Fatalf("A reaches B at %s, want B's own address (no NAT)", entry.Addr)
+			}
+			if !strings.Contains(p.b.proc.Output(), `msg="punch: opening our firewall"`) || !strings.Contains(p.b.proc.Output(), "hops=2") {
+				t.Fatalf("B did not open its firewall with 2 hops:\n%s", p.b.proc.Output())
+			}
+		})
 	}
 }
 

@@ -110,8 +110,9 @@ type Host struct {
 type STUNServer struct {
 	// NS is the STUN host's network namespace.
 	NS string
-	// Addrs are the host's two addresses (RFC 5780 needs two).
-	Addrs [2]netip.Addr
+	// Addrs are the host's two addresses (RFC 5780 needs two); Addrs6 its two IPv6
+	// ones, where coturn listens too.
+	Addrs, Addrs6 [2]netip.Addr
 	// Port and AltPort are coturn's ports (3478, 3479).
 	Port, AltPort uint16
 	// StundPort and StundAltPort are stund's ports (3480, 3481).
@@ -284,6 +285,7 @@ func load(path string) (*Net, error) {
 		STUN: STUNServer{
 			NS:           p.str("NS_STUN"),
 			Addrs:        [2]netip.Addr{p.addr("STUN_ADDR1"), p.addr("STUN_ADDR2")},
+			Addrs6:       [2]netip.Addr{p.addr("STUN_ADDR6_1"), p.addr("STUN_ADDR6_2")},
 			Port:         p.port("STUN_PORT"),
 			AltPort:      p.port("STUN_ALT_PORT"),
 			StundPort:    p.port("STUND_PORT"),

@@ -29,8 +29,8 @@
 #           MASQUERADE like nat1, without miniupnpd (the far side of a hole punch)
 #             P-h4a 192.168.3.10
 #
-# IPv6 runs beside it where a site has no NAT, as on the IPv6 internet: pub
-# 2001:db8:20::10, and fw's site (WAN 2001:db8:3::2, LAN 2001:db8:30::1/64, P-h3a
+# IPv6 runs beside it where a site has no NAT, as on the IPv6 internet: stun
+# 2001:db8:10::10 and ::11 (coturn on both too), pub 2001:db8:20::10, and fw's site (WAN 2001:db8:3::2, LAN 2001:db8:30::1/64, P-h3a
 # 2001:db8:30::10), routed by P-inet, fw's stateful firewall (ip6tables) playing the
 # same inbound policy as for IPv4 (neighbour discovery and the router's own ICMPv6
 # allowed). The documentation prefix 2001:db8::/32 never leaves the testbed.
@@ -92,6 +92,9 @@ STUND_PORT=3480
 STUND_ALT_PORT=3481
 PUB_NET=198.0.20
 PUB_ADDR=$PUB_NET.10
+STUN_NET6=2001:db8:10
+STUN_ADDR6_1=$STUN_NET6::10
+STUN_ADDR6_2=$STUN_NET6::11
 PUB_NET6=2001:db8:20
 PUB_ADDR6=$PUB_NET6::10
 FW_WAN_NET6=2001:db8:3
@@ -349,6 +352,10 @@ build_ipv6() {
 	local s chain
 	for s in inet fw; do nsexec "$s" sysctl -qw net.ipv6.conf.all.forwarding=1; done
 	nsexec fw sysctl -qw net.bridge.bridge-nf-call-ip6tables=0 2>/dev/null || true
+	ip -n "$(ns inet)" addr add "$STUN_NET6::1/64" dev stun nodad
+	ip -n "$(ns stun)" addr add "$STUN_ADDR6_1/64" dev eth0 nodad
+	ip -n "$(ns stun)" addr add "$STUN_ADDR6_2/64" dev eth0 nodad
+	ip -n "$(ns stun)" -6 route add default via "$STUN_NET6::1"
 	ip -n "$(ns inet)" addr add "$PUB_NET6::1/64" dev pub nodad
 	ip -n "$(ns pub)" addr add "$PUB_ADDR6/64" dev eth0 nodad
 	ip -n "$(ns pub)" -6 route add default via "$PUB_NET6::1"
@@ -414,12 +421,13 @@ start_coturn() {
 	local dir
 	dir=$(run_dir)
 	spawn coturn stun turnserver -n --stun-only \
-		-L "$STUN_ADDR1" -L "$STUN_ADDR2" -p "$STUN_PORT" --alt-listening-port "$STUN_ALT_PORT" \
+		-L "$STUN_ADDR1" -L "$STUN_ADDR2" -L "$STUN_ADDR6_1" -L "$STUN_ADDR6_2" \
+		-p "$STUN_PORT" --alt-listening-port "$STUN_ALT_PORT" \
 		--no-tls --no-dtls --no-cli --db "$dir/coturn.db" \
 		--log-file "$dir/logs/coturn-server.log" --simple-log --no-stdout-log \
 		--pidfile "$dir/coturn.own.pid"
 	local a p proto
-	for a in "$STUN_ADDR1" "$STUN_ADDR2"; do
+	for a in "$STUN_ADDR1" "$STUN_ADDR2" "[$STUN_ADDR6_1]" "[$STUN_ADDR6_2]"; do
 		for p in "$STUN_PORT" "$STUN_ALT_PORT"; do
 			for proto in u t; do wait_listen coturn stun "$proto" "$a:$p"; done
 		done
@@ -501,6 +509,8 @@ write_env() {
 		echo "STUND_ALT_PORT=$STUND_ALT_PORT"
 		echo "NS_PUB=$(ns pub)"
 		echo "PUB_ADDR=$PUB_ADDR"
+		echo "STUN_ADDR6_1=$STUN_ADDR6_1"
+		echo "STUN_ADDR6_2=$STUN_ADDR6_2"
 		echo "PUB_ADDR6=$PUB_ADDR6"
 		echo "FW_WAN6=$FW_WAN_NET6::2"
 		echo "H3A_ADDR6=$H3A_ADDR6"
