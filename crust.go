@@ -33,6 +33,16 @@ type Service struct {
 	started atomic.Pointer[actors.Node]
 }
 
+// hopsTo is the hop counter of the firewall punch on net: the operating system's
+// (transport.HopsTo opens sockets of its own) when the node runs on it; none on any
+// other Net, such as the simulator's, whose packets must stay in it.
+func hopsTo(net transport.Net) func(context.Context, netip.AddrPort, int) (int, error) {
+	if _, ok := net.(transport.OSNet); ok {
+		return transport.HopsTo
+	}
+	return nil
+}
+
 // punchSeen passes a punch packet that arrived to the node (QUICConfig.OnPunch).
 func (s *Service) punchSeen(from netip.AddrPort) {
 	if node := s.started.Load(); node != nil {
@@ -188,7 +198,7 @@ func New(cfg Config) (*Service, error) {
 		PunchUDP:             s.udpPuncher(),
 		Firewall:             s.tcpFirewall(),
 		FirewallHops:         cfg.FirewallHops,
-		HopsTo:               transport.HopsTo,
+		HopsTo:               hopsTo(cfg.Net),
 		Contact:              s.contact,
 		LocalPrefixes:        s.localPrefixes,
 	})

@@ -1,0 +1,190 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crust-p2p/crust/sim/vnet"
+)
+
+// ProtocolSets are the matrix's protocol choices: TCP alone, QUIC alone, both.
+var ProtocolSets = [][]string{{"tcp"}, {"quic"}, {"tcp", "quic"}}
+
+// Matrix runs a Pair for every ordered pair of Kinds, for each protocol set.
+type Matrix struct {
+	// Kinds are the rows and columns. Default: Kinds.
+	Kinds []Kind
+	// Protocols are the protocol sets. Default: ProtocolSets.
+	Protocols [][]string
+	// Seed seeds every pair's network (each pair adds its index).
+	Seed uint64
+	// Parallel is how many pairs run at once. Default: 8.
+	Parallel int
+	// StepTimeout bounds each ladder step. Default: Pair's.
+	StepTimeout time.Duration
+}
+
+// Cell is one pair's outcome and what theory expects of it.
+type Cell struct {
+	A, B      string
+	Protocols string
+	Outcome
+	// Err is set when the pair could not even run (not a failed connection).
+	Err error
+	// Possible is Possible's verdict for the pair.
+	Possible bool
+}
+
+// OK reports whether the cell connected.
+func (c Cell) OK() bool { return c.Err == nil && c.Outcome.Err == nil }
+
+// Unexpected reports whether a cell that theory says can connect did not (or one
+// that cannot did, which would mean the model or the theory is wrong).
+func (c Cell) Unexpected() bool { return c.OK() != c.Possible }
+
+// Result is a matrix run.
+type Result struct {
+	Kinds     []string
+	Protocols []string
+	Cells     []Cell
+}
+
+// Run runs every cell, at most Parallel at once.
+func (m Matrix) Run(ctx context.Context) Result {
+	if len(m.Kinds) == 0 {
+		m.Kinds = Kinds
+	}
+	if len(m.Protocols) == 0 {
+		m.Protocols = ProtocolSets
+	}
+	if m.Parallel <= 0 {
+		m.Parallel = 8
+	}
+	var res Result
+	for _, k := range m.Kinds {
+		res.Kinds = append(res.Kinds, k.Name)
+	}
+	type job struct {
+		i      int
+		pair   Pair
+		protos string
+	}
+	var jobs []job
+	for _, ps := range m.Protocols {
+		res.Protocols = append(res.Protocols, strings.Join(ps, "+"))
+		for _, a := range m.Kinds {
+			for _, b := range m.Kinds {
+				p := Pair{A: a, B: b, Protocols: ps, Seed: m.Seed + uint64(len(jobs)), StepTimeout: m.StepTimeout}
+				jobs = append(jobs, job{i: len(jobs), pair: p, protos: strings.Join(ps, "+")})
+			}
+		}
+	}
+	res.Cells = make([]Cell, len(jobs))
+	sem := make(chan struct{}, m.Parallel)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out, err := j.pair.Run(ctx)
+			res.Cells[j.i] = Cell{
+				A: j.pair.A.Name, B: j.pair.B.Name, Protocols: j.protos,
+				Outcome: out, Err: err,
+				Possible: Possible(j.pair.A, j.pair.B, j.pair.Protocols),
+			}
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+// Possible is the theory crust is held to: whether a node of kind a can get a
+// direct connection to one of kind b with protocols.
+//   - A public peer can always be reached: directly, or by the NAT'd side's punch,
+//     which reaches the public host's listener as it is.
+//   - Two endpoint-independent mappings (every NAT here but the symmetric one, and
+//     the firewall, which translates nothing) can always punch: each side's mapping
+//     is the one STUN saw, whatever the filtering (RFC 4787, section 4).
+//   - One endpoint-dependent mapping (symmetric, random ports) against an
+//     endpoint-independent one: only the birthday punch, which crust does for QUIC
+//     (256 mappings on one side, 2,048 probes from the other).
+//   - Two endpoint-dependent mappings: no direct connection (nobody knows a port).
+func Possible(a, b Kind, protocols []string) bool {
+	if a.NAT == nil || b.NAT == nil {
+		return true
+	}
+	eim := func(k Kind) bool { return k.NAT.FirewallOnly || k.NAT.Mapping == vnet.EndpointIndependent }
+	switch {
+	case eim(a) && eim(b):
+		return true
+	case eim(a) || eim(b):
+		return strings.Contains(strings.Join(protocols, "+"), "quic")
+	}
+	return false
+}
+
+// Unexpected returns the cells whose outcome differs from Possible's.
+func (r Result) Unexpected() []Cell {
+	var out []Cell
+	for _, c := range r.Cells {
+		if c.Unexpected() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// cell returns the cell for a, b and protocols.
+func (r Result) cell(a, b, protocols string) (Cell, bool) {
+	for _, c := range r.Cells {
+		if c.A == a && c.B == b && c.Protocols == protocols {
+			return c, true
+		}
+	}
+	return Cell{}, false
+}
+
+// label is a cell's text in the table: the step that connected, "-" for a failure
+// theory expects, "FAIL" for one it does not, "ERROR" if the pair did not run; an
+// unexpected success is marked with "!".
+func (c Cell) label() string {
+	switch {
+	case c.Err != nil:
+		return "ERROR"
+	case c.Outcome.Err != nil && c.Possible:
+		return "FAIL"
+	case c.Outcome.Err != nil:
+		return "-"
+	case !c.Possible:
+		return c.Kind + "!"
+	}
+	return c.Kind
+}
+
+// Table prints one table per protocol set: A's kind down, B's across, each cell the
+// ladder step that connected A to B.
+func (r Result) Table() string {
+	var b strings.Builder
+	const w = 16
+	for _, ps := range r.Protocols {
+		fmt.Fprintf(&b, "protocols %s (row: A's kind, column: B's kind; '-' no direct connection, as theory says)\n", ps)
+		fmt.Fprintf(&b, "%-*s", w, "")
+		for _, k := range r.Kinds {
+			fmt.Fprintf(&b, "%-*s", w, k)
+		}
+		b.WriteString("\n")
+		for _, a := range r.Kinds {
+			fmt.Fprintf(&b, "%-*s", w, a)
+			for _, k := range r.Kinds {
+				c, _ := r.cell(a, k, ps)
+				fmt.Fprintf(&b, "%-*s", w, c.label())
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,216 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/sim/vnet"
+)
+
+// Kind is a place a node can sit in the simulation: on the internet (NAT nil) or
+// behind a router of the NAT kind.
+type Kind struct {
+	// Name names the kind in tables: "public", "full-cone", ...
+	Name string
+	// NAT is the router's configuration; nil for a public host.
+	NAT *vnet.NATConfig
+}
+
+func natKind(name string, cfg vnet.NATConfig) Kind { return Kind{Name: name, NAT: &cfg} }
+
+// Kinds are the matrix's kinds: a public host, the classic NATs (RFC 4787 mapping
+// and filtering) and a firewall without NAT.
+var Kinds = []Kind{
+	{Name: "public"},
+	natKind("full-cone", vnet.FullCone()),
+	natKind("restricted", vnet.RestrictedCone()),
+	natKind("port-restricted", vnet.PortRestrictedCone()),
+	natKind("symmetric", vnet.Symmetric()),
+	natKind("firewall", vnet.Firewall()),
+}
+
+// KindByName returns the kind named name.
+func KindByName(name string) (Kind, bool) {
+	i := slices.IndexFunc(Kinds, func(k Kind) bool { return k.Name == name })
+	if i < 0 {
+		return Kind{}, false
+	}
+	return Kinds[i], true
+}
+
+// Outcome is how one pair ended: the connection's kind (the ladder step that made
+// it), or the error, and how long Connect took.
+type Outcome struct {
+	Kind string
+	Err  error
+	Took time.Duration
+}
+
+// Pair is one cell of the matrix: node A behind kind A connects to node B behind
+// kind B, both knowing a rendezvous node R on the internet and two STUN servers.
+type Pair struct {
+	A, B      Kind
+	Protocols []string
+	// Seed seeds the network's random choices (ports of random NATs).
+	Seed uint64
+	// Latency is every link's one-way delay. Default: 1 ms.
+	Latency time.Duration
+	// StepTimeout bounds each ladder step. Default: 1 s.
+	StepTimeout time.Duration
+	// Log receives the nodes' logs. Default: none.
+	Log *slog.Logger
+}
+
+// The plan of a pair's network (addresses exist only inside the simulation).
+var (
+	rendezvousAddr = netip.MustParseAddr("203.0.113.10")
+	stunAddrs      = [2]netip.Addr{netip.MustParseAddr("203.0.113.20"), netip.MustParseAddr("203.0.113.21")}
+	siteAddrs      = [2]netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.101")}
+	lanAddrs       = [2]netip.Addr{netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("192.168.2.10")}
+)
+
+// nodePort is where every simulated node listens (TCP and QUIC).
+const nodePort = 4000
+
+// Run builds the pair's network, starts the three nodes, has A connect to B by B's
+// contact and reports how that went; everything is closed before it returns.
+func (p Pair) Run(ctx context.Context) (Outcome, error) {
+	if p.Latency <= 0 {
+		p.Latency = time.Millisecond
+	}
+	if p.StepTimeout <= 0 {
+		p.StepTimeout = time.Second
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	w := vnet.New(vnet.Config{Seed: p.Seed, QueueLen: 1024})
+	link := vnet.Link{Latency: p.Latency}
+	var stuns []string
+	for i, a := range stunAddrs {
+		h, err := w.AddHost(a)
+		if err != nil {
+			return Outcome{}, err
+		}
+		h.SetLink(link)
+		srv, err := StartSTUN(h, netip.AddrPortFrom(stunAddrs[1-i], STUNPort))
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer srv.Close()
+		stuns = append(stuns, srv.Addr().String())
+	}
+	rh, err := w.AddHost(rendezvousAddr)
+	if err != nil {
+		return Outcome{}, err
+	}
+	rh.SetLink(link)
+	start := func(h *vnet.Host, name string, contacts []crust.Contact) (*crust.Service, error) {
+		s, err := crust.New(crust.Config{
+			ListenAddrs: []string{netip.AddrPortFrom(h.Addr(), nodePort).String()},
+			Protocols:   p.Protocols,
+			StunServers: stuns,
+			Contacts:    contacts,
+			StepTimeout: p.StepTimeout,
+			Net:         Net{Host: h},
+			Log:         p.Log.With("node", name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting %s: %w", name, err)
+		}
+		go drain(s)
+		return s, nil
+	}
+	r, err := start(rh, "R", nil)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer r.Close()
+	var nodes [2]*crust.Service
+	for i, k := range []Kind{p.A, p.B} {
+		h, err := place(w, k, siteAddrs[i], lanAddrs[i], link)
+		if err != nil {
+			return Outcome{}, err
+		}
+		s, err := start(h, string(rune('A'+i)), []crust.Contact{r.Contact()})
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer s.Close()
+		nodes[i] = s
+	}
+	a, b := nodes[0], nodes[1]
+	for _, s := range nodes {
+		if err := ready(ctx, s, r.ID()); err != nil {
+			return Outcome{}, err
+		}
+	}
+	begin := time.Now()
+	err = a.Connect(ctx, b.Contact())
+	out := Outcome{Err: err, Took: time.Since(begin)}
+	if err == nil {
+		i := slices.IndexFunc(a.Peers(), func(pi crust.PeerInfo) bool { return pi.ID == b.ID() })
+		if i < 0 {
+			return Outcome{}, errors.New("sim: Connect returned but A does not list B")
+		}
+		out.Kind = a.Peers()[i].Kind
+	}
+	return out, nil
+}
+
+// place puts a host of kind k on w: at site itself if public, else behind a router
+// at site, at lan.
+func place(w *vnet.Network, k Kind, site, lan netip.Addr, link vnet.Link) (*vnet.Host, error) {
+	if k.NAT == nil {
+		h, err := w.AddHost(site)
+		if err == nil {
+			h.SetLink(link)
+		}
+		return h, err
+	}
+	r, err := w.AddNAT(site, *k.NAT)
+	if err != nil {
+		return nil, err
+	}
+	r.SetLink(link)
+	if k.NAT.FirewallOnly {
+		// A firewall translates nothing: the host has an address of the internet.
+		lan = site.Next()
+	}
+	h, err := r.AddHost(lan)
+	if err == nil {
+		h.SetLink(link)
+	}
+	return h, err
+}
+
+// ready waits until s has asked STUN and is connected to the rendezvous r.
+func ready(ctx context.Context, s *crust.Service, r crust.NodeID) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		checked := !s.NAT().Checked.IsZero()
+		connected := slices.ContainsFunc(s.Peers(), func(p crust.PeerInfo) bool { return p.ID == r })
+		if checked && connected {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sim: node %s not ready (STUN checked %v, connected to R %v): %w", s.ID().Short(), checked, connected, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// drain reads s's events until it closes, so none of them waits on us.
+func drain(s *crust.Service) {
+	for range s.Events() {
+	}
+}
