@@ -7,7 +7,8 @@ import (
 	"os"
 )
 
-// The range ListenPacket(0) picks ports from: IANA's dynamic ports (RFC 6335).
+// The range ListenPacket(0), Listen(0) and Dial pick ports from: IANA's dynamic
+// ports (RFC 6335).
 const (
 	firstEphemeral = 49152
 	lastEphemeral  = 65535
@@ -21,8 +22,14 @@ type Host struct {
 
 	// Guarded by net.mu.
 	link          Link
-	sockets       map[uint16]*PacketConn
+	sockets       map[uint16]*PacketConn // datagram sockets by port
 	nextEphemeral int
+
+	// Stream sockets (stream.go), guarded by net.mu: listeners by port,
+	// connections by 4-tuple, and the connections holding each port.
+	listeners map[uint16]*Listener
+	streams   map[streamKey]*StreamConn
+	tcpPorts  map[uint16]*tcpPortUse
 }
 
 var _ node = (*Host)(nil)
@@ -49,7 +56,7 @@ func (h *Host) ListenPacket(port int) (*PacketConn, error) {
 		return nil, fmt.Errorf("listening on %s port %d: port out of range", h.addr, port)
 	}
 	if port == 0 {
-		p, ok := h.freeEphemeral()
+		p, ok := h.freeEphemeral(func(p uint16) bool { _, taken := h.sockets[p]; return !taken })
 		if !ok {
 			return nil, fmt.Errorf("listening on %s: %w", h.addr, ErrNoFreePort)
 		}
@@ -65,15 +72,16 @@ func (h *Host) ListenPacket(port int) (*PacketConn, error) {
 	return c, nil
 }
 
-// freeEphemeral picks the next free ephemeral port, round robin; h.net.mu is held.
-func (h *Host) freeEphemeral() (int, bool) {
+// freeEphemeral picks the next ephemeral port that free reports free, round robin;
+// h.net.mu is held.
+func (h *Host) freeEphemeral(free func(uint16) bool) (int, bool) {
 	for range lastEphemeral - firstEphemeral + 1 {
 		p := h.nextEphemeral
 		h.nextEphemeral++
 		if h.nextEphemeral > lastEphemeral {
 			h.nextEphemeral = firstEphemeral
 		}
-		if _, ok := h.sockets[uint16(p)]; !ok {
+		if free(uint16(p)) {
 			return p, true
 		}
 	}
@@ -83,8 +91,13 @@ func (h *Host) freeEphemeral() (int, bool) {
 // uplink implements node.
 func (h *Host) uplink() Link { return h.link }
 
-// receive implements node: queue p to the socket on its destination port.
+// receive implements node: queue p to the socket on its destination port, or hand a
+// stream segment to its connection or listener.
 func (h *Host) receive(p packet) {
+	if p.proto == protoTCP {
+		h.receiveSegment(p)
+		return
+	}
 	c, ok := h.sockets[p.dst.Port()]
 	if !ok {
 		h.net.drop(h.String(), p, DropClosedPort)

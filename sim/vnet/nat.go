@@ -100,6 +100,10 @@ type NATConfig struct {
 	// an inside endpoint that has sent out. Mapping, PortAssignment and Hairpinning
 	// are ignored. Default: false.
 	FirewallOnly bool
+	// TCPUnsolicited is what the router does with an inbound SYN that no mapping and
+	// filter let in: drop it silently (RFC 5382 REQ-4a) or answer with an RST, as
+	// some routers do. Default: DropSYN.
+	TCPUnsolicited UnsolicitedSYN
 }
 
 // Router is a NAT (or firewall) between a LAN and the network its WAN side sits on:
@@ -114,13 +118,14 @@ type Router struct {
 	// Guarded by net.mu.
 	link       Link
 	mappings   map[mappingKey]*mapping
-	byExternal map[netip.AddrPort]*mapping
+	byExternal map[externalKey]*mapping
 	nextPort   int // Sequential's counter
 }
 
 var _ node = (*Router)(nil)
 
-// mapping is one NAT binding (or, on a firewall, one opened inside endpoint).
+// mapping is one NAT binding (or, on a firewall, one opened inside endpoint), of UDP
+// or of TCP.
 type mapping struct {
 	key      mappingKey
 	internal netip.AddrPort
@@ -130,13 +135,24 @@ type mapping struct {
 	// mapping, for filtering.
 	sentTo     map[netip.AddrPort]struct{}
 	sentToAddr map[netip.Addr]struct{}
+	// flows tracks the TCP connections through a TCP mapping by remote endpoint
+	// (tcpnat.go); nil for UDP.
+	flows map[netip.AddrPort]*tcpFlow
 }
 
-// mappingKey finds the mapping an outbound datagram uses: the inside endpoint and as
-// much of the destination as the mapping behaviour depends on.
+// mappingKey finds the mapping an outbound datagram uses: the protocol, the inside
+// endpoint and as much of the destination as the mapping behaviour depends on.
 type mappingKey struct {
+	proto    protocol
 	internal netip.AddrPort
 	remote   netip.AddrPort
+}
+
+// externalKey finds the mapping an inbound datagram uses: UDP and TCP mappings have
+// separate external ports.
+type externalKey struct {
+	proto    protocol
+	external netip.AddrPort
 }
 
 func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router {
@@ -146,7 +162,7 @@ func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router 
 	r := &Router{
 		net: n, wan: wan, seg: seg, cfg: cfg,
 		mappings:   map[mappingKey]*mapping{},
-		byExternal: map[netip.AddrPort]*mapping{},
+		byExternal: map[externalKey]*mapping{},
 		nextPort:   firstNATPort,
 	}
 	r.lan = newSegment(r)
@@ -191,7 +207,7 @@ func (r *Router) AddNAT(addr netip.Addr, cfg NATConfig) (*Router, error) {
 	return r.net.addRouter(r.lan, addr, cfg)
 }
 
-// Mappings reports how many live mappings the router holds.
+// Mappings reports how many live mappings, UDP and TCP, the router holds.
 func (r *Router) Mappings() int {
 	r.net.mu.Lock()
 	defer r.net.mu.Unlock()
@@ -234,7 +250,11 @@ func (r *Router) outbound(p packet) {
 	}
 	m.sentTo[p.dst] = struct{}{}
 	m.sentToAddr[p.dst.Addr()] = struct{}{}
-	r.refresh(m, now)
+	if p.proto == protoTCP {
+		r.trackTCP(m, p.dst, p.flags, true, true, now)
+	} else {
+		r.refresh(m, now)
+	}
 	p.src = m.external
 	r.net.trace(EventOutbound, r.String(), p, "")
 
@@ -254,20 +274,22 @@ func (r *Router) outbound(p packet) {
 // and its filter allow, translating the destination back.
 func (r *Router) inbound(p packet) {
 	now := r.net.clock.Now()
-	m := r.byExternal[p.dst]
+	m := r.byExternal[externalKey{p.proto, p.dst}]
 	if m != nil && r.expired(m, now) {
 		r.remove(m)
 		m = nil
 	}
 	if m == nil {
-		r.net.drop(r.String(), p, DropNoMapping)
+		r.refuse(p, DropNoMapping)
 		return
 	}
-	if !r.allows(m, p.src) {
-		r.net.drop(r.String(), p, DropFiltered)
+	if !r.allows(m, p.src) && !(p.proto == protoTCP && r.awaitsSYN(m, p)) {
+		r.refuse(p, DropFiltered)
 		return
 	}
-	if r.cfg.InboundRefresh {
+	if p.proto == protoTCP {
+		r.trackTCP(m, p.src, p.flags, false, r.cfg.InboundRefresh, now)
+	} else if r.cfg.InboundRefresh {
 		r.refresh(m, now)
 	}
 	p.dst = m.internal
@@ -277,7 +299,7 @@ func (r *Router) inbound(p packet) {
 
 // keyFor returns the key of the mapping outbound datagram p uses.
 func (r *Router) keyFor(p packet) mappingKey {
-	key := mappingKey{internal: p.src}
+	key := mappingKey{proto: p.proto, internal: p.src}
 	if r.cfg.FirewallOnly {
 		return key
 	}
@@ -309,7 +331,7 @@ func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Ti
 	r.sweep(now)
 	external := internal // a firewall does not translate
 	if !r.cfg.FirewallOnly {
-		port, ok := r.pickPort(internal.Port())
+		port, ok := r.pickPort(key.proto, internal.Port())
 		if !ok {
 			return nil, false
 		}
@@ -320,15 +342,18 @@ func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Ti
 		sentTo:     map[netip.AddrPort]struct{}{},
 		sentToAddr: map[netip.Addr]struct{}{},
 	}
+	if key.proto == protoTCP {
+		m.flows = map[netip.AddrPort]*tcpFlow{}
+	}
 	r.mappings[key] = m
-	r.byExternal[external] = m
+	r.byExternal[externalKey{key.proto, external}] = m
 	return m, true
 }
 
-// pickPort chooses a free external port by the port assignment behaviour.
-func (r *Router) pickPort(internalPort uint16) (uint16, bool) {
+// pickPort chooses an external port free for proto by the port assignment behaviour.
+func (r *Router) pickPort(proto protocol, internalPort uint16) (uint16, bool) {
 	free := func(p int) bool {
-		_, taken := r.byExternal[netip.AddrPortFrom(r.wan, uint16(p))]
+		_, taken := r.byExternal[externalKey{proto, netip.AddrPortFrom(r.wan, uint16(p))}]
 		return !taken
 	}
 	start := r.nextPort
@@ -374,7 +399,7 @@ func (r *Router) expired(m *mapping, now time.Time) bool {
 
 func (r *Router) remove(m *mapping) {
 	delete(r.mappings, m.key)
-	delete(r.byExternal, m.external)
+	delete(r.byExternal, externalKey{m.key.proto, m.external})
 }
 
 // sweep removes every expired mapping. Mappings otherwise expire lazily, when a

@@ -20,9 +20,14 @@ type Config struct {
 	// QueueLen is how many datagrams a socket holds unread before it drops new ones
 	// (DropQueueFull). Default: 128.
 	QueueLen int
-	// Trace, if set, is called for every step of every datagram (see Event). It is
-	// called with the network locked: it must not call into the Network or its hosts.
+	// Trace, if set, is called for every step of every datagram and stream segment
+	// (see Event). It is called with the network locked: it must not call into the
+	// Network or its hosts.
 	Trace func(Event)
+	// Backlog is how many connections a stream Listener holds that are handshaking
+	// or not yet accepted; SYNs beyond it are dropped (DropBacklogFull) and the
+	// dialler retransmits. Default: 128.
+	Backlog int
 }
 
 // Link is the wire between a host or router and the network it sits on (the internet
@@ -56,6 +61,9 @@ func New(cfg Config) *Network {
 	}
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = 128
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = 128
 	}
 	return &Network{
 		cfg:      cfg,
@@ -113,10 +121,31 @@ func newSegment(owner *Router) *segment {
 	return &segment{owner: owner, nodes: map[netip.Addr]node{}}
 }
 
-// packet is a datagram in flight.
+// packet is a datagram or a stream segment in flight.
 type packet struct {
 	src, dst netip.AddrPort
 	payload  []byte
+	// proto is protoUDP for datagrams; stream segments (protoTCP) also carry flags
+	// and, for data and FIN, a sequence number (see stream.go).
+	proto protocol
+	flags segFlags
+	seq   uint64
+}
+
+// protocol separates datagrams from stream segments: each has its own ports on a
+// host and its own mappings on a NAT.
+type protocol uint8
+
+const (
+	protoUDP protocol = iota
+	protoTCP
+)
+
+func (p protocol) String() string {
+	if p == protoTCP {
+		return "tcp"
+	}
+	return "udp"
 }
 
 // addHost adds a host on seg; n.mu is held.
@@ -125,7 +154,10 @@ func (n *Network) addHost(seg *segment, addr netip.Addr) (*Host, error) {
 	if err := n.claim(seg, addr); err != nil {
 		return nil, err
 	}
-	h := &Host{net: n, addr: addr, seg: seg, sockets: map[uint16]*PacketConn{}, nextEphemeral: firstEphemeral}
+	h := &Host{
+		net: n, addr: addr, seg: seg, sockets: map[uint16]*PacketConn{}, nextEphemeral: firstEphemeral,
+		listeners: map[uint16]*Listener{}, streams: map[streamKey]*StreamConn{}, tcpPorts: map[uint16]*tcpPortUse{},
+	}
 	n.attach(seg, addr, h)
 	return h, nil
 }
@@ -198,9 +230,11 @@ func (n *Network) deliverInside(r *Router, p packet) {
 }
 
 // cross sends p over link l, whose far end then runs arrive with the network locked.
-// at names the node the link belongs to, for traces.
+// at names the node the link belongs to, for traces. Only datagrams are subject to
+// the link's loss: streams have no retransmission of data, so their segments always
+// cross.
 func (n *Network) cross(l Link, at node, p packet, arrive func(packet)) {
-	if l.Loss > 0 && n.rng.Float64() < l.Loss {
+	if p.proto == protoUDP && l.Loss > 0 && n.rng.Float64() < l.Loss {
 		n.drop(at.String(), p, DropLoss)
 		return
 	}
@@ -211,7 +245,7 @@ func (n *Network) cross(l Link, at node, p packet, arrive func(packet)) {
 	})
 }
 
-// drop counts and traces a dropped datagram.
+// drop counts and traces a dropped datagram or segment.
 func (n *Network) drop(where string, p packet, reason DropReason) {
 	n.stats.Dropped[reason]++
 	n.trace(EventDrop, where, p, reason)
@@ -225,5 +259,6 @@ func (n *Network) trace(kind EventKind, where string, p packet, reason DropReaso
 	n.cfg.Trace(Event{
 		Time: n.clock.Now(), Kind: kind, Node: where,
 		Src: p.src, Dst: p.dst, Len: len(p.payload), Reason: reason,
+		Proto: p.proto.String(), Flags: p.flags.String(),
 	})
 }

@@ -26,20 +26,44 @@ const (
 	DropNoHairpin DropReason = "no-hairpin"
 	// DropPortsExhausted: the NAT had no free external port for a new mapping.
 	DropPortsExhausted DropReason = "ports-exhausted"
-	// DropClosedPort: no socket listens on the destination port of the host (a real
-	// host would answer ICMP port unreachable; the model sends nothing back).
+	// DropClosedPort: no datagram socket listens on the destination port of the
+	// host (a real host would answer ICMP port unreachable; the model sends nothing
+	// back).
 	DropClosedPort DropReason = "closed-port"
 	// DropQueueFull: the receiving socket's queue was full (Config.QueueLen).
 	DropQueueFull DropReason = "queue-full"
+	// DropNoConnection: a stream segment reached a host port with no connection for
+	// its 4-tuple and no listener taking it (a SYN to such a port, or a segment other
+	// than RST, is answered with an RST).
+	DropNoConnection DropReason = "no-connection"
+	// DropUnsolicitedSYN: a NAT or firewall silently dropped an inbound SYN that no
+	// mapping and filter let in (NATConfig.TCPUnsolicited DropSYN).
+	DropUnsolicitedSYN DropReason = "syn-dropped"
+	// DropRejectedSYN: a NAT or firewall refused an inbound SYN that no mapping and
+	// filter let in and answered with an RST (NATConfig.TCPUnsolicited RejectSYN).
+	DropRejectedSYN DropReason = "syn-rejected"
+	// DropBacklogFull: a SYN for a listener whose backlog of connections not yet
+	// accepted was full (ListenBacklog); the dialler retransmits.
+	DropBacklogFull DropReason = "backlog-full"
+	// DropUnexpected: a stream segment the connection's state has no use for, such
+	// as a duplicate SYN-ACK.
+	DropUnexpected DropReason = "unexpected-segment"
 )
 
-// Stats counts datagrams. It is a copy: later traffic does not change it.
+// Stats counts datagrams and stream segments. It is a copy: later traffic does not
+// change it.
 type Stats struct {
 	// Sent counts datagrams written by sockets.
 	Sent uint64
 	// Delivered counts datagrams queued to a receiving socket.
 	Delivered uint64
-	// Dropped counts dropped datagrams by reason.
+	// SegmentsSent counts stream segments sent by hosts (SYN, SYN-ACK, ACK, RST, FIN
+	// and data), and RSTs sent by routers that reject SYNs.
+	SegmentsSent uint64
+	// SegmentsDelivered counts stream segments a host handed to a connection or
+	// listener.
+	SegmentsDelivered uint64
+	// Dropped counts dropped datagrams and segments by reason.
 	Dropped map[DropReason]uint64
 }
 
@@ -67,7 +91,7 @@ const (
 	EventDrop EventKind = "drop"
 )
 
-// Event describes one step of one datagram, for Config.Trace.
+// Event describes one step of one datagram or stream segment, for Config.Trace.
 type Event struct {
 	// Time is the scheduler's time of the step.
 	Time time.Time
@@ -82,11 +106,19 @@ type Event struct {
 	Len int
 	// Reason is set for EventDrop.
 	Reason DropReason
+	// Proto is "udp" for datagrams and "tcp" for stream segments.
+	Proto string
+	// Flags names a stream segment's control flags ("SYN", "SYN-ACK", "ACK", "RST",
+	// "FIN") or "DATA"; empty for datagrams.
+	Flags string
 }
 
 // String formats the event on one line, as a replayable log of a run.
 func (e Event) String() string {
 	s := fmt.Sprintf("%s %s %s %s->%s len=%d", e.Time.Format("15:04:05.000000"), e.Node, e.Kind, e.Src, e.Dst, e.Len)
+	if e.Proto == protoTCP.String() {
+		s += " tcp " + e.Flags
+	}
 	if e.Reason != "" {
 		s += " reason=" + string(e.Reason)
 	}
