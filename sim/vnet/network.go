@@ -38,7 +38,7 @@ type Link struct {
 	// scheduler).
 	Latency time.Duration
 	// Loss is the probability, from 0 to 1, that a datagram crossing the link is
-	// dropped (DropLoss). Default: 0.
+	// dropped (DropLoss). Stream segments are never lost. Default: 0.
 	Loss float64
 }
 

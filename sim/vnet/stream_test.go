@@ -455,3 +455,228 @@ func withReject(cfg NATConfig) NATConfig {
 	cfg.TCPUnsolicited = RejectSYN
 	return cfg
 }
+
+// TestTCPMappingTimeout: a NAT keeps the TCP mapping of an established connection
+// for TCPEstablishedTimeout of idleness, and falls back to MappingTimeout once the
+// connection is closed or if it never got established.
+func TestTCPMappingTimeout(t *testing.T) {
+	cfg := PortRestrictedCone()
+	cfg.MappingTimeout = 30 * time.Second
+	n, clk := newTestNet(t, 1)
+	srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+	r := mustNAT(t, n, natPublic, cfg)
+	h := mustHost(t, r, lanHost)
+
+	c := dialStart(t, h, 0, webAddr)
+	clk.RunUntilIdle()
+	mustConnected(t, c)
+	s := mustAccept(t, srv)
+	clk.Advance(time.Hour) // idle, far past MappingTimeout
+	if got := r.Mappings(); got != 1 {
+		t.Fatalf("mappings after an idle hour: %d, want 1", got)
+	}
+	write(t, s, "still there")
+	clk.RunUntilIdle()
+	expectRead(t, c, "still there", nil)
+
+	c.Close()
+	s.Close()
+	clk.RunUntilIdle()
+	clk.Advance(cfg.MappingTimeout - time.Second)
+	if got := r.Mappings(); got != 1 {
+		t.Fatalf("mappings just after the close: %d, want 1", got)
+	}
+	clk.Advance(time.Second)
+	if got := r.Mappings(); got != 0 {
+		t.Fatalf("mappings MappingTimeout after the close: %d, want 0", got)
+	}
+
+	// Idle longer than TCPEstablishedTimeout, even an open connection loses it.
+	c = dialStart(t, h, 0, webAddr)
+	clk.RunUntilIdle()
+	mustConnected(t, c)
+	s = mustAccept(t, srv)
+	clk.Advance(TCPEstablishedTimeout)
+	if got := r.Mappings(); got != 0 {
+		t.Fatalf("mappings after TCPEstablishedTimeout idle: %d, want 0", got)
+	}
+	write(t, s, "lost")
+	clk.RunUntilIdle()
+	expectRead(t, c, "", nil)
+
+	// A connect that never completes keeps only MappingTimeout.
+	c = dialStart(t, h, 0, nowhere)
+	clk.Advance(10 * time.Millisecond)
+	c.Close()
+	clk.Advance(cfg.MappingTimeout)
+	if got := r.Mappings(); got != 0 {
+		t.Fatalf("mappings after an abandoned connect: %d, want 0", got)
+	}
+}
+
+// TestUDPAndTCPShareNumbers: a host's UDP socket and TCP listener may both use a
+// port, and a NAT maps them separately, both to the same preserved port.
+func TestUDPAndTCPShareNumbers(t *testing.T) {
+	n, clk := newTestNet(t, 1)
+	srv := newServers(t, n, stunAddr)
+	web := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+	r := mustNAT(t, n, natPublic, PortRestrictedCone())
+	h := mustHost(t, r, lanHost)
+	u := listen(t, h, 5000)
+	mustListen(t, h, 5000)
+
+	if got := stunLookup(t, clk, u, srv.conns[stunAddr]); got != netip.AddrPortFrom(natPublic, 5000) {
+		t.Fatalf("UDP mapping %v, want %v", got, netip.AddrPortFrom(natPublic, 5000))
+	}
+	c := dialStart(t, h, 5000, webAddr)
+	clk.RunUntilIdle()
+	mustConnected(t, c)
+	if got := mustAccept(t, web).remote; got != netip.AddrPortFrom(natPublic, 5000) {
+		t.Fatalf("TCP mapping %v, want %v", got, netip.AddrPortFrom(natPublic, 5000))
+	}
+	if got := r.Mappings(); got != 2 {
+		t.Fatalf("mappings: %d, want one UDP and one TCP", got)
+	}
+}
+
+// TestBacklog: SYNs beyond the backlog are dropped; the dialler's retransmission gets
+// in once Accept has made room.
+func TestBacklog(t *testing.T) {
+	clk := NewVirtualClock(VirtualEpoch)
+	n := New(Config{Clock: clk, Backlog: 2})
+	srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+	h := mustHost(t, n, outsider)
+	var cs []*StreamConn
+	for range 3 {
+		cs = append(cs, dialStart(t, h, 0, webAddr))
+	}
+	clk.Advance(100 * time.Millisecond)
+	mustConnected(t, cs[0])
+	mustConnected(t, cs[1])
+	if done, _ := dialState(cs[2]); done {
+		t.Fatal("third dial ended; want its SYN dropped and retransmitted")
+	}
+	if got := n.Stats().Dropped[DropBacklogFull]; got != 1 {
+		t.Fatalf("backlog-full drops: %d, want 1", got)
+	}
+	mustAccept(t, srv)
+	clk.Advance(time.Second)
+	mustConnected(t, cs[2])
+}
+
+// TestResetOnClose: Close sends an RST instead of a FIN after SetLinger(0) or with
+// unread data, and the peer's reads and writes fail with ECONNRESET.
+func TestResetOnClose(t *testing.T) {
+	for _, how := range []string{"linger0", "unread"} {
+		t.Run(how, func(t *testing.T) {
+			n, clk := newTestNet(t, 1)
+			srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+			c := dialStart(t, mustHost(t, n, outsider), 0, webAddr)
+			clk.RunUntilIdle()
+			s := mustAccept(t, srv)
+			write(t, s, "data")
+			clk.RunUntilIdle()
+			if how == "linger0" {
+				expectRead(t, c, "data", nil)
+				if err := c.SetLinger(0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Close()
+			clk.RunUntilIdle()
+			expectRead(t, s, "", syscall.ECONNRESET)
+			if _, err := s.Write([]byte("x")); !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("write after the peer's RST: %v, want ECONNRESET", err)
+			}
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestStreamDeadlinesOnVirtualClock: a blocked Read times out when virtual time
+// reaches the deadline, and Close ends a blocked Read.
+func TestStreamDeadlinesOnVirtualClock(t *testing.T) {
+	n, clk := newTestNet(t, 1)
+	srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+	c := dialStart(t, mustHost(t, n, outsider), 0, webAddr)
+	clk.RunUntilIdle()
+	mustAccept(t, srv)
+
+	c.SetReadDeadline(clk.Now().Add(time.Second))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	clk.Advance(time.Second)
+	if err := <-errc; !isTimeout(err) {
+		t.Fatalf("blocked read: %v, want a timeout", err)
+	}
+	c.SetWriteDeadline(clk.Now())
+	if _, err := c.Write([]byte("x")); !isTimeout(err) {
+		t.Fatalf("write with a passed deadline: %v, want a timeout", err)
+	}
+
+	c.SetDeadline(time.Time{})
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	c.Close()
+	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked read after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestListenerClose resets the connections a listener has not handed out.
+func TestListenerClose(t *testing.T) {
+	n, clk := newTestNet(t, 1)
+	web := mustHost(t, n, webAddr.Addr())
+	srv := mustListen(t, web, int(webAddr.Port()))
+	c := dialStart(t, mustHost(t, n, outsider), 0, webAddr)
+	clk.RunUntilIdle()
+	srv.Close()
+	clk.RunUntilIdle()
+	expectRead(t, c, "", syscall.ECONNRESET)
+	if _, err := srv.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+	}
+	mustListen(t, web, int(webAddr.Port())) // the port is free again
+}
+
+// TestStreamOrderOnRealClock writes many segments over zero-latency links, where the
+// real clock's timers may reorder them: the reader gets the bytes in order.
+func TestStreamOrderOnRealClock(t *testing.T) {
+	n := New(Config{})
+	srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+	h := mustHost(t, n, outsider)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := h.Dial(ctx, webAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := srv.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	var want []byte
+	for i := range 500 {
+		b := []byte{byte(i), byte(i >> 8)}
+		want = append(want, b...)
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CloseWrite()
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("read %d bytes (%v), want the %d written, in order", len(got), err, len(want))
+	}
+}
