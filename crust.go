@@ -44,9 +44,9 @@ func hopsTo(net transport.Net) func(context.Context, netip.AddrPort, int) (int, 
 }
 
 // punchSeen passes a punch packet that arrived to the node (QUICConfig.OnPunch).
-func (s *Service) punchSeen(from netip.AddrPort) {
+func (s *Service) punchSeen(from netip.AddrPort, id NodeID) {
 	if node := s.started.Load(); node != nil {
-		node.PunchSeen(from)
+		node.PunchSeen(from, id)
 	}
 }
 
@@ -431,6 +431,11 @@ func (s *Service) Connect(ctx context.Context, c Contact) error {
 // Send queues data for the peer and returns without waiting. Messages to one peer
 // arrive in the order sent, each once, while the connection lives; data is copied.
 // A full queue returns ErrQueueFull (or waits, with Config.SendBlocks).
+// ConnCount returns how many connections to id are open or being opened: the live
+// one, any still closing, and a dial in flight. A diagnostic of the
+// one-connection-per-pair rule, which the simulator checks across a whole network.
+func (s *Service) ConnCount(id NodeID) int { return s.node.ConnCount(id) }
+
 func (s *Service) Send(id NodeID, data []byte) error { return s.node.Send(id, data) }
 
 // Disconnect closes the connection to the peer with a Goodbye; PeerLost follows.

@@ -51,11 +51,18 @@ func (n *node) birthdayRole(c transport.Contact) string {
 
 // punchBirthdayDial runs the symmetric side: the birthday punch toward the peer's
 // first QUIC target, beside the plain punch (which a NAT that assigns ports in
-// sequence lets through); the first connection wins.
+// sequence lets through); the first connection wins. One birthday punch runs at a
+// time: each holds 256 sockets, and 256 of our NAT's ports for its mapping timeout.
 func (n *node) punchBirthdayDial(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
 	bd := n.cfg.PunchUDP.(BirthdayDialer)
 	won, errs := raceConns(ctx,
 		func(ctx context.Context) (transport.Conn, error) {
+			select {
+			case n.birthdays <- struct{}{}:
+				defer func() { <-n.birthdays }()
+			case <-ctx.Done():
+				return nil, fmt.Errorf("birthday punch: another one ran all the time: %w", context.Cause(ctx))
+			}
 			return bd.BirthdayDial(ctx, targets[0], c.ID, birthdaySockets, punchInterval)
 		},
 		func(ctx context.Context) (transport.Conn, error) { return n.punchQUIC(ctx, targets, c, false) },

@@ -185,6 +185,9 @@ type node struct {
 	rendezvousPID atomic.Pointer[actor.PID]
 	// punches are the hole punches in progress, by peer and protocol.
 	punches punching
+	// birthdays holds the one birthday punch allowed at a time (each keeps 256
+	// sockets and NAT mappings busy).
+	birthdays chan struct{}
 	// stats counts ladder attempts and successes.
 	stats ladderStats
 	// natPID is the NAT actor; nat is what it knows, published for readers.
@@ -233,6 +236,8 @@ func Start(cfg Config) (*Node, error) {
 		dir:    NewDirectory(),
 		protos: make(map[string]transport.Transport),
 		ctx:    ctx,
+
+		birthdays: make(chan struct{}, 1),
 	}
 	n.actSeq.Store(uint64(cfg.Clock.Now().UnixNano()))
 	if n.cfg.Puncher == nil && (cfg.PunchTCP != nil || cfg.PunchUDP != nil) {
@@ -349,10 +354,10 @@ func (nd *Node) ConnCount(id identity.NodeID) int {
 // Reflected returns our endpoints as peers saw them, newest first per protocol.
 func (nd *Node) Reflected() []transport.Endpoint { return nd.n.reflected.endpoints() }
 
-// PunchSeen tells the node of a punch packet that arrived from from (the QUIC
-// transport's OnPunch): a QUIC punch in progress toward from's address punches
-// back to it.
-func (nd *Node) PunchSeen(from netip.AddrPort) { nd.n.punches.seen(from) }
+// PunchSeen tells the node of a punch packet of node id that arrived from from
+// (the QUIC transport's OnPunch): a QUIC punch in progress toward id punches back
+// to from if it did not already.
+func (nd *Node) PunchSeen(from netip.AddrPort, id identity.NodeID) { nd.n.punches.seen(from, id) }
 
 // NAT returns what the node knows of the NAT in front of it.
 func (nd *Node) NAT() NATInfo { return nd.n.natInfo() }

@@ -49,31 +49,25 @@ var errPunchedByPeer = errors.New("connected by the peer's side of the punch")
 type punching struct {
 	mu  sync.Mutex
 	set map[identity.NodeID]map[string]*punchCount
-	// watches are the QUIC punches in progress, told of punch packets from their
-	// peers' addresses (a router may have given the peer another port than the one
-	// we punch toward).
+	// watches are the QUIC punches in progress, told of their peers' punch packets
+	// (a router may have given the peer another port than the one we punch toward).
 	watches map[*punchWatch]struct{}
 }
 
-// punchWatch is one QUIC punch's interest in punch packets from addrs.
+// punchWatch is one QUIC punch's interest in the punch packets of its peer.
 type punchWatch struct {
-	addrs []netip.Addr
-	seen  chan netip.AddrPort
+	peer identity.NodeID
+	seen chan netip.AddrPort
 }
 
 // maxLearnedTargets bounds the endpoints a QUIC punch adds from the punch packets
 // it receives.
 const maxLearnedTargets = 4
 
-// watch registers a QUIC punch toward targets for the punch packets that come from
-// their addresses; unwatch ends it.
-func (p *punching) watch(targets []netip.AddrPort) *punchWatch {
-	w := &punchWatch{seen: make(chan netip.AddrPort, maxLearnedTargets)}
-	for _, t := range targets {
-		if !slices.Contains(w.addrs, t.Addr()) {
-			w.addrs = append(w.addrs, t.Addr())
-		}
-	}
+// watch registers a QUIC punch toward peer for the punch packets that name peer;
+// unwatch ends it.
+func (p *punching) watch(peer identity.NodeID) *punchWatch {
+	w := &punchWatch{peer: peer, seen: make(chan netip.AddrPort, maxLearnedTargets)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.watches == nil {
@@ -89,13 +83,13 @@ func (p *punching) unwatch(w *punchWatch) {
 	delete(p.watches, w)
 }
 
-// seen passes a punch packet's source to the punches toward its address.
-func (p *punching) seen(from netip.AddrPort) {
+// seen passes the source of a punch packet that names id to the punches toward id.
+func (p *punching) seen(from netip.AddrPort, id identity.NodeID) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for w := range p.watches {
-		if slices.Contains(w.addrs, from.Addr()) {
+		if w.peer == id {
 			select {
 			case w.seen <- from:
 			default: // that punch has enough to do
@@ -424,12 +418,14 @@ func raceConns(ctx context.Context, attempts ...func(context.Context) (transport
 // punchQUIC sends punch packets toward every target from the QUIC socket, so our
 // NAT lets the peer's packets in; the node with the smaller NodeID then dials QUIC,
 // the other one's listener accepts (no duplicate handshakes). A blind punch dials
-// either way. A punch packet from the peer's address but another port (a router that
-// remapped the peer's flow, say because a packet of ours reached it first) adds that
-// endpoint to the targets: punching back to it opens the way on both sides.
+// either way. A punch packet of the peer's from an endpoint we do not punch toward (a
+// router that remapped the peer's flow, say because a packet of ours reached it
+// first) adds that endpoint to the targets: punching back to it opens the way on both
+// sides. Punch packets name their sender, so those of other nodes behind the same
+// NAT address are not taken for the peer's.
 func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transport.Contact, blind bool) (transport.Conn, error) {
 	ts := &targetSet{list: slices.Clone(targets)}
-	w := n.punches.watch(targets)
+	w := n.punches.watch(c.ID)
 	defer n.punches.unwatch(w)
 	punch := func(to []netip.AddrPort) {
 		for _, t := range to {

@@ -3,29 +3,34 @@ package actors
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/crust-p2p/crust/transport/identity"
 )
 
-// A punch packet from a target's address reaches the punch toward it, with its own
-// port; one from elsewhere does not; the learned targets are bounded.
+// A punch packet naming a peer reaches the punch toward that peer, with its source;
+// one naming another node (behind the same NAT address, say) does not; the learned
+// targets are bounded.
 func TestPunchWatch(t *testing.T) {
 	var p punching
+	var peer, neighbour identity.NodeID
+	peer[0], neighbour[0] = 1, 2
 	target := netip.MustParseAddrPort("198.0.4.2:40700")
-	w := p.watch([]netip.AddrPort{target})
-	other := p.watch([]netip.AddrPort{netip.MustParseAddrPort("198.0.1.2:40600")})
-	p.seen(netip.MustParseAddrPort("[::ffff:198.0.4.2]:40999"))
+	w := p.watch(peer)
+	other := p.watch(neighbour)
+	p.seen(netip.MustParseAddrPort("[::ffff:198.0.4.2]:40999"), peer)
 	select {
 	case got := <-w.seen:
 		if got != netip.MustParseAddrPort("198.0.4.2:40999") {
 			t.Fatalf("seen %v, want 198.0.4.2:40999", got)
 		}
 	default:
-		t.Fatal("the punch toward 198.0.4.2 was not told")
+		t.Fatal("the punch toward the peer was not told")
 	}
 	if len(other.seen) != 0 {
-		t.Fatal("a punch toward another address was told")
+		t.Fatal("the punch toward another node was told")
 	}
 	p.unwatch(w)
-	p.seen(target)
+	p.seen(target, peer)
 	if len(w.seen) != 0 {
 		t.Fatal("an ended punch was told")
 	}

@@ -311,12 +311,7 @@ func (r *rendezvousActor) start(m punchStart) {
 		m.plan <- punchPlan{follow: true}
 		return
 	}
-	var vias []identity.NodeID
-	for _, p := range r.n.dir.Peers() {
-		if p.ID != m.peer && len(vias) < maxRendezvous {
-			vias = append(vias, p.ID)
-		}
-	}
+	vias := r.vias(m.peer)
 	if len(vias) == 0 {
 		m.plan <- punchPlan{blind: true}
 		return
@@ -333,6 +328,24 @@ func (r *rendezvousActor) start(m punchStart) {
 		r.sendBody(via, m.peer, punchBody{Kind: punchConnect, ID: a.id, Proto: m.proto, Contact: contact})
 	}
 	r.arm(m.peer, a)
+}
+
+// vias picks up to maxRendezvous connected peers to ask to introduce us to peer:
+// our hard-coded contacts first (bootstrap nodes, which most nodes stay connected
+// to, so the peer most likely is too), then the others.
+func (r *rendezvousActor) vias(peer identity.NodeID) []identity.NodeID {
+	var first, rest []identity.NodeID
+	for _, p := range r.n.dir.Peers() {
+		switch {
+		case p.ID == peer:
+		case slices.ContainsFunc(r.n.cfg.Contacts, func(c transport.Contact) bool { return c.ID == p.ID }):
+			first = append(first, p.ID)
+		default:
+			rest = append(rest, p.ID)
+		}
+	}
+	vias := append(first, rest...)
+	return vias[:min(len(vias), maxRendezvous)]
 }
 
 // arm starts a's timeout.

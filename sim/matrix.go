@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -108,20 +109,27 @@ func (m Matrix) Run(ctx context.Context) Result {
 //   - Two endpoint-independent mappings (every NAT here but the symmetric one, and
 //     the firewall, which translates nothing) can always punch: each side's mapping
 //     is the one STUN saw, whatever the filtering (RFC 4787, section 4).
-//   - One endpoint-dependent mapping (symmetric, random ports) against an
-//     endpoint-independent one: only the birthday punch, which crust does for QUIC
-//     (256 mappings on one side, 2,048 probes from the other).
+//   - An endpoint-dependent mapping (symmetric: a new random port per destination)
+//     against an endpoint-independent one: the symmetric side knows where to send,
+//     the other side cannot know the port it will come from. If the other side's
+//     filtering does not depend on the port (full cone, restricted cone), it lets
+//     that port in once it has punched toward the symmetric side's address: any
+//     protocol. If it does (port-restricted, firewall), only the birthday punch
+//     finds a port, which crust does for QUIC (256 mappings against 2,048 probes).
 //   - Two endpoint-dependent mappings: no direct connection (nobody knows a port).
 func Possible(a, b Kind, protocols []string) bool {
 	if a.NAT == nil || b.NAT == nil {
 		return true
 	}
 	eim := func(k Kind) bool { return k.NAT.FirewallOnly || k.NAT.Mapping == vnet.EndpointIndependent }
+	anyPort := func(k Kind) bool { return k.NAT.Filtering != vnet.AddressAndPortDependent }
 	switch {
 	case eim(a) && eim(b):
 		return true
+	case eim(a) && anyPort(a), eim(b) && anyPort(b):
+		return true
 	case eim(a) || eim(b):
-		return strings.Contains(strings.Join(protocols, "+"), "quic")
+		return slices.Contains(protocols, "quic")
 	}
 	return false
 }

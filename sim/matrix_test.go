@@ -13,13 +13,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// The NAT matrix with QUIC: every ordered pair of kinds (public host, the four
-// classic NATs, a firewall) runs the real nodes on the virtual network, and each
-// cell connects exactly where Possible says a direct connection exists.
-func TestMatrixQUIC(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// The NAT matrix: every ordered pair of kinds (public host, the four classic NATs,
+// a firewall), with TCP, QUIC and both, runs the real nodes on the virtual network,
+// and each cell connects exactly where Possible says a direct connection exists.
+func TestMatrix(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res := Matrix{Protocols: [][]string{{"quic"}}, Seed: 1}.Run(ctx)
+	res := Matrix{Seed: 1, Parallel: 12}.Run(ctx)
 	t.Logf("\n%s", res.Table())
 	for _, c := range res.Unexpected() {
 		t.Errorf("%s → %s over %s: possible=%v, got kind %q, %v %v", c.A, c.B, c.Protocols, c.Possible, c.Kind, c.Outcome.Err, c.Err)

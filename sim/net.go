@@ -21,22 +21,52 @@ type Net struct {
 
 var _ transport.Net = Net{}
 
-// errNoStreams is returned by the stream methods until vnet has streams.
-var errNoStreams = fmt.Errorf("sim: no TCP streams on the virtual network yet: %w", errors.ErrUnsupported)
-
-// Listen implements transport.Net.
+// Listen implements transport.Net: a stream listener on the host's port, which
+// DialFrom may share (as SO_REUSEPORT lets crust's listen port dial out).
 func (n Net) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	return nil, errNoStreams
+	port, err := n.localPort(network, address, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	return n.Host.Listen(port)
 }
 
-// Dial implements transport.Net.
+// Dial implements transport.Net, from an ephemeral port.
 func (n Net) Dial(ctx context.Context, network, address string) (net.Conn, error) {
-	return nil, errNoStreams
+	to, err := remote(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return n.Host.Dial(ctx, to)
 }
 
 // DialFrom implements transport.Net.
 func (n Net) DialFrom(ctx context.Context, network, laddr, raddr string) (net.Conn, error) {
-	return nil, errNoStreams
+	port, err := n.localPort(network, laddr, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	to, err := remote(network, raddr)
+	if err != nil {
+		return nil, err
+	}
+	return n.Host.DialFrom(ctx, port, to)
+}
+
+// remote parses a stream destination "ip:port" (IPv4 only).
+func remote(network, address string) (netip.AddrPort, error) {
+	if network != "tcp" && network != "tcp4" {
+		return netip.AddrPort{}, &net.OpError{Op: "dial", Net: network, Err: errors.New("the virtual network has IPv4 tcp only")}
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if !ap.Addr().Is4() {
+		return netip.AddrPort{}, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%v: the virtual network has IPv4 only", ap)}
+	}
+	return ap, nil
 }
 
 // ListenPacket implements transport.Net: address is "ip:port" with the host's own

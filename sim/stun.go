@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
 
@@ -12,11 +14,12 @@ import (
 // STUNPort is where the simulation's STUN servers listen.
 const STUNPort = 3478
 
-// STUNServer answers STUN Binding requests (RFC 5389) on a virtual host's UDP port
+// STUNServer answers STUN Binding requests (RFC 5389) on a virtual host's UDP and TCP port
 // with the address it saw them from, its own address (RESPONSE-ORIGIN) and another
 // server's (OTHER-ADDRESS, RFC 5780), which is how crust tells NAT behaviours apart.
 type STUNServer struct {
 	conn  *vnet.PacketConn
+	ln    *vnet.Listener
 	other netip.AddrPort
 }
 
@@ -27,8 +30,14 @@ func StartSTUN(host *vnet.Host, other netip.AddrPort) (*STUNServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &STUNServer{conn: conn, other: other}
+	ln, err := host.Listen(STUNPort)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s := &STUNServer{conn: conn, ln: ln, other: other}
 	go s.serve()
+	go s.serveTCP()
 	return s, nil
 }
 
@@ -38,7 +47,10 @@ func (s *STUNServer) Addr() netip.AddrPort {
 }
 
 // Close stops the server.
-func (s *STUNServer) Close() error { return s.conn.Close() }
+func (s *STUNServer) Close() error {
+	s.ln.Close()
+	return s.conn.Close()
+}
 
 func (s *STUNServer) serve() {
 	buf := make([]byte, 2048)
@@ -50,6 +62,39 @@ func (s *STUNServer) serve() {
 		if reply := s.answer(buf[:n], from.(*net.UDPAddr).AddrPort()); reply != nil {
 			s.conn.WriteTo(reply, from)
 		}
+	}
+}
+
+// serveTCP answers Binding requests on each accepted stream (RFC 5389 framing: the
+// 20-byte header gives the length of the rest).
+func (s *STUNServer) serveTCP() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			from := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			for {
+				hdr := make([]byte, 20)
+				if _, err := io.ReadFull(c, hdr); err != nil {
+					return
+				}
+				msg := make([]byte, 20+int(binary.BigEndian.Uint16(hdr[2:4])))
+				copy(msg, hdr)
+				if _, err := io.ReadFull(c, msg[20:]); err != nil {
+					return
+				}
+				reply := s.answer(msg, from)
+				if reply == nil {
+					return
+				}
+				if _, err := c.Write(reply); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }
 

@@ -53,13 +53,13 @@ func (q *QUIC) BirthdayDial(ctx context.Context, raddr netip.AddrPort, want iden
 	var readers sync.WaitGroup
 	for i, pc := range pcs {
 		readers.Go(func() {
-			buf := make([]byte, 64)
+			buf := make([]byte, 128)
 			for {
 				n, from, err := pc.ReadFrom(buf)
 				if err != nil {
 					return
 				}
-				if isQUICPunchPacket(buf[:n]) && AddrPortOf(from) == raddr {
+				if id, ok := parsePunchPacket(buf[:n]); ok && id == want && AddrPortOf(from) == raddr {
 					select {
 					case won <- i:
 					default:
@@ -70,9 +70,10 @@ func (q *QUIC) BirthdayDial(ctx context.Context, raddr netip.AddrPort, want iden
 		})
 	}
 	to := net.UDPAddrFromAddrPort(raddr)
+	packet := punchPacket(q.cfg.Identity.ID())
 	send := func() {
 		for _, pc := range pcs {
-			pc.WriteTo([]byte(quicPunchPacket), to)
+			pc.WriteTo(packet, to)
 		}
 	}
 	send()

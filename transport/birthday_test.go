@@ -84,13 +84,21 @@ func TestBirthdayDial(t *testing.T) {
 	for range sockets {
 		ports = append(ports, <-opened)
 	}
-	// A punch packet from elsewhere reaches socket 2: it must not win.
+	// A's punch packet from elsewhere reaches socket 2, and another node's punch
+	// packet from A's socket reaches socket 3: neither may win.
 	stranger, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stranger.Close()
-	if _, err := stranger.WriteTo([]byte(punchPacket), net.UDPAddrFromAddrPort(ports[2])); err != nil {
+	if _, err := stranger.WriteTo([]byte(punchPacket(a.ident.ID())), net.UDPAddrFromAddrPort(ports[2])); err != nil {
+		t.Fatal(err)
+	}
+	other, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.q.WriteTo([]byte(punchPacket(other.ID())), ports[3]); err != nil {
 		t.Fatal(err)
 	}
 	// The peer's probe reaches socket 5.

@@ -95,7 +95,7 @@ func (q *QUIC) openFirewall(raddr netip.AddrPort, hops int) error {
 	if err != nil {
 		return err
 	}
-	b := []byte(quicPunchPacket)
+	b := punchPacket(q.cfg.Identity.ID())
 	switch pc := s.pc.(type) {
 	case HopLimitWriter:
 		_, err = pc.WriteToHopLimit(b, raddr, hops)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/crust-p2p/crust/transport"
+	"github.com/crust-p2p/crust/transport/identity"
 )
 
 // families are the loopback addresses tests run on.
@@ -149,8 +150,8 @@ func newHopReceiver(t *testing.T, addr string, ip6 bool) *hopReceiver {
 	return r
 }
 
-// The punch packet, byte for byte.
-const punchPacket = "\x00CRUSTPUNCH\x01"
+// punchPacket is node id's punch packet, byte for byte.
+func punchPacket(id identity.NodeID) string { return "\x00CRUSTPUNCH\x02" + string(id[:]) }
 
 // QUIC's firewall punch is the punch packet with the hop limit asked for, from the
 // QUIC socket; the socket's other packets keep the default.
@@ -171,8 +172,8 @@ func TestQUICOpenFirewall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(b) != punchPacket || hops != 3 {
-				t.Fatalf("received %q with hop limit %d, want %q with 3", b, hops, punchPacket)
+			if string(b) != punchPacket(a.ident.ID()) || hops != 3 {
+				t.Fatalf("received %q with hop limit %d, want %q with 3", b, hops, punchPacket(a.ident.ID()))
 			}
 			if got, want := transport.AddrPortOf(from), a.lns[0].Endpoint().Addr; got != want {
 				t.Fatalf("sent from %v, want the QUIC socket %v", got, want)
@@ -184,7 +185,7 @@ func TestQUICOpenFirewall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(b) != punchPacket || hops == 3 {
+			if string(b) != punchPacket(a.ident.ID()) || hops == 3 {
 				t.Fatalf("Punch after OpenFirewall: %q with hop limit %d; want the default hop limit", b, hops)
 			}
 		})

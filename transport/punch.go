@@ -50,10 +50,30 @@ const (
 	punchQuickRetries = 32
 )
 
-// quicPunchPacket is the datagram QUIC.Punch sends. Its first byte has the two high
-// bits clear, so quic-go hands it to the non-QUIC reader, and at 12 bytes it is shorter
-// than any STUN message (20-byte header), so STUN code ignores it.
-const quicPunchPacket = "\x00" + punchMagic + "\x01"
+// A punch datagram (QUIC.Punch) is quicPunchHeader and the sender's 32-byte NodeID.
+// Its first byte has the two high bits clear, so quic-go hands it to the non-QUIC
+// reader, and it lacks STUN's magic cookie (bytes 4 to 8), so STUN code ignores it.
+// The NodeID tells apart the peers behind one NAT address, which all punch from it;
+// it is a claim, not a proof: only the TLS handshake that follows proves who is there.
+const (
+	quicPunchHeader     = "\x00" + punchMagic + "\x02"
+	quicPunchPacketSize = len(quicPunchHeader) + identity.NodeIDSize
+)
+
+// punchPacket returns the punch datagram of node id.
+func punchPacket(id identity.NodeID) []byte {
+	return append([]byte(quicPunchHeader), id[:]...)
+}
+
+// parsePunchPacket returns the sender's NodeID if b is a punch datagram.
+func parsePunchPacket(b []byte) (identity.NodeID, bool) {
+	var id identity.NodeID
+	if len(b) != quicPunchPacketSize || string(b[:len(quicPunchHeader)]) != quicPunchHeader {
+		return id, false
+	}
+	copy(id[:], b[len(quicPunchHeader):])
+	return id, !id.IsZero()
+}
 
 // PunchDial connects to raddr, the peer's mapped endpoint, from the port of our
 // listener of raddr's family, while the peer does the same toward us (TCP simultaneous
@@ -318,18 +338,13 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 
 // Punch sends one punch datagram to raddr from our QUIC socket of raddr's family, so
 // that our NAT and firewall let the peer's packets from raddr in; the peer does the
-// same toward us, then one side dials. The datagram is a short fixed magic that QUIC
-// and STUN ignore; a crust QUIC transport that receives it drops it before OnPacket and
-// reports it to OnPunch.
+// same toward us, then one side dials. The datagram is a short fixed header and our
+// NodeID, which QUIC and STUN ignore; a crust QUIC transport that receives it drops
+// it before OnPacket and reports it to OnPunch.
 func (q *QUIC) Punch(raddr netip.AddrPort) error {
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
-	if _, err := q.WriteTo([]byte(quicPunchPacket), raddr); err != nil {
+	if _, err := q.WriteTo(punchPacket(q.cfg.Identity.ID()), raddr); err != nil {
 		return fmt.Errorf("sending a punch packet to %s: %w", raddr, err)
 	}
 	return nil
-}
-
-// isQUICPunchPacket reports whether b is a punch datagram, of any version.
-func isQUICPunchPacket(b []byte) bool {
-	return len(b) == len(quicPunchPacket) && string(b[:len(b)-1]) == quicPunchPacket[:len(quicPunchPacket)-1]
 }

@@ -36,10 +36,10 @@ type QUICConfig struct {
 	// OnPacket receives every datagram on our sockets that is neither QUIC nor a punch
 	// packet (STUN answers, say). It must not keep b. Default: such packets are dropped.
 	OnPacket func(b []byte, from net.Addr)
-	// OnPunch is told of each punch packet (see QUIC.Punch) that arrives: a peer
-	// punching toward us, seen at from. Punch packets never reach OnPacket.
-	// Default: they are dropped quietly.
-	OnPunch func(from netip.AddrPort)
+	// OnPunch is told of each punch packet (see QUIC.Punch) that arrives: node id
+	// (as it claims) punching toward us, seen at from. Punch packets never reach
+	// OnPacket. Default: they are dropped quietly.
+	OnPunch func(from netip.AddrPort, id identity.NodeID)
 }
 
 // QUIC is the QUIC transport: one UDP socket per listen address, each owned by one
@@ -155,12 +155,13 @@ func (q *QUIC) readNonQUIC(ctx context.Context, s *quicSocket, buf []byte) {
 
 // handleNonQUIC hands a non-QUIC datagram to OnPunch or OnPacket.
 func (q *QUIC) handleNonQUIC(b []byte, from net.Addr) {
-	switch {
-	case isQUICPunchPacket(b):
+	if id, ok := parsePunchPacket(b); ok {
 		if q.cfg.OnPunch != nil {
-			q.cfg.OnPunch(AddrPortOf(from))
+			q.cfg.OnPunch(AddrPortOf(from), id)
 		}
-	case q.cfg.OnPacket != nil:
+		return
+	}
+	if q.cfg.OnPacket != nil {
 		q.cfg.OnPacket(b, from)
 	}
 }

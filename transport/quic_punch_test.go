@@ -32,12 +32,16 @@ func TestQUICPunch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(buf[:n]) != punchPacket || transport.AddrPortOf(from) != a.lns[0].Endpoint().Addr {
-		t.Fatalf("received %q from %v, want %q from %v", buf[:n], from, punchPacket, a.lns[0].Endpoint())
+	if string(buf[:n]) != punchPacket(a.ident.ID()) || transport.AddrPortOf(from) != a.lns[0].Endpoint().Addr {
+		t.Fatalf("received %q from %v, want %q from %v", buf[:n], from, punchPacket(a.ident.ID()), a.lns[0].Endpoint())
 	}
 
 	// A QUIC transport receiving punches.
-	punches := make(chan netip.AddrPort, 10)
+	type punch struct {
+		from netip.AddrPort
+		id   identity.NodeID
+	}
+	punches := make(chan punch, 10)
 	packets := make(chan string, 10)
 	ident, err := identity.Generate()
 	if err != nil {
@@ -45,7 +49,7 @@ func TestQUICPunch(t *testing.T) {
 	}
 	q, err := transport.NewQUIC(transport.QUICConfig{
 		Common:   transport.Common{Identity: ident, HandshakeTimeout: 3 * time.Second},
-		OnPunch:  func(from netip.AddrPort) { punches <- from },
+		OnPunch:  func(from netip.AddrPort, id identity.NodeID) { punches <- punch{from, id} },
 		OnPacket: func(b []byte, _ net.Addr) { packets <- string(b) },
 	})
 	if err != nil {
@@ -79,8 +83,8 @@ func TestQUICPunch(t *testing.T) {
 	if len(punches) != 3 {
 		t.Fatalf("OnPunch saw %d punches, want 3", len(punches))
 	}
-	if from := <-punches; from != a.lns[0].Endpoint().Addr {
-		t.Fatalf("OnPunch saw a punch from %v, want %v", from, a.lns[0].Endpoint())
+	if p := <-punches; p.from != a.lns[0].Endpoint().Addr || p.id != a.ident.ID() {
+		t.Fatalf("OnPunch saw a punch from %v by %v, want %v by %v", p.from, p.id.Short(), a.lns[0].Endpoint(), a.ident.ID().Short())
 	}
 
 	// QUIC still works between them.

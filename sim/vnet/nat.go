@@ -119,8 +119,15 @@ type Router struct {
 	link       Link
 	mappings   map[mappingKey]*mapping
 	byExternal map[externalKey]*mapping
-	nextPort   int // Sequential's counter
+	nextPort   int              // Sequential's counter
+	lastSweep  time.Time        // when sweep last ran from newMapping
+	inUse      map[protocol]int // external ports held, by protocol
 }
+
+// sweepInterval is how often, in scheduler time, making a mapping also removes the
+// expired ones (a port held by an expired mapping counts as free anyway): sweeping at
+// every new mapping made a network of thousands of nodes quadratic.
+const sweepInterval = 10 * time.Second
 
 var _ node = (*Router)(nil)
 
@@ -163,6 +170,7 @@ func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router 
 		net: n, wan: wan, seg: seg, cfg: cfg,
 		mappings:   map[mappingKey]*mapping{},
 		byExternal: map[externalKey]*mapping{},
+		inUse:      map[protocol]int{},
 		nextPort:   firstNATPort,
 	}
 	r.lan = newSegment(r)
@@ -328,10 +336,13 @@ func (r *Router) allows(m *mapping, src netip.AddrPort) bool {
 // newMapping makes a mapping for key, choosing its external endpoint; false if no
 // port is free.
 func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Time) (*mapping, bool) {
-	r.sweep(now)
+	if now.Sub(r.lastSweep) >= sweepInterval {
+		r.sweep(now)
+		r.lastSweep = now
+	}
 	external := internal // a firewall does not translate
 	if !r.cfg.FirewallOnly {
-		port, ok := r.pickPort(key.proto, internal.Port())
+		port, ok := r.pickPort(key.proto, internal.Port(), now)
 		if !ok {
 			return nil, false
 		}
@@ -347,14 +358,28 @@ func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Ti
 	}
 	r.mappings[key] = m
 	r.byExternal[externalKey{key.proto, external}] = m
+	r.inUse[key.proto]++
 	return m, true
 }
 
-// pickPort chooses an external port free for proto by the port assignment behaviour.
-func (r *Router) pickPort(proto protocol, internalPort uint16) (uint16, bool) {
+// pickPort chooses an external port free for proto by the port assignment behaviour
+// (a port whose mapping has expired is free: that mapping goes).
+func (r *Router) pickPort(proto protocol, internalPort uint16, now time.Time) (uint16, bool) {
 	free := func(p int) bool {
-		_, taken := r.byExternal[externalKey{proto, netip.AddrPortFrom(r.wan, uint16(p))}]
+		m, taken := r.byExternal[externalKey{proto, netip.AddrPortFrom(r.wan, uint16(p))}]
+		if taken && r.expired(m, now) {
+			r.remove(m)
+			return true
+		}
 		return !taken
+	}
+	if r.inUse[proto] >= lastNATPort-firstNATPort+1 {
+		// Every port is held: only expired mappings can give one back.
+		r.sweep(now)
+		r.lastSweep = now
+		if r.inUse[proto] >= lastNATPort-firstNATPort+1 {
+			return 0, false
+		}
 	}
 	start := r.nextPort
 	switch r.cfg.PortAssignment {
@@ -399,11 +424,14 @@ func (r *Router) expired(m *mapping, now time.Time) bool {
 
 func (r *Router) remove(m *mapping) {
 	delete(r.mappings, m.key)
-	delete(r.byExternal, externalKey{m.key.proto, m.external})
+	if k := (externalKey{m.key.proto, m.external}); r.byExternal[k] == m {
+		delete(r.byExternal, k)
+		r.inUse[m.key.proto]--
+	}
 }
 
-// sweep removes every expired mapping. Mappings otherwise expire lazily, when a
-// datagram looks them up; sweeping before a new mapping is made frees their ports.
+// sweep removes every expired mapping. Mappings otherwise expire lazily: when a
+// datagram looks them up, or when their port is wanted for a new one.
 func (r *Router) sweep(now time.Time) {
 	for _, m := range r.mappings {
 		if r.expired(m, now) {

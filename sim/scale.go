@@ -1,0 +1,451 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/sim/vnet"
+)
+
+// Scale is a network of many nodes: a few public bootstrap nodes (also the
+// rendezvous), and LANs of 5 to 50 hosts behind routers of a realistic mix of kinds;
+// every node asks for Peers random others, then sends each peer it reached one
+// message.
+type Scale struct {
+	// Nodes is how many nodes besides the bootstrap ones. Default: 1,000.
+	Nodes int
+	// Bootstrap is how many public bootstrap nodes. Default: 3.
+	Bootstrap int
+	// Peers is how many random peers each node asks for. Default: 8.
+	Peers int
+	// Mix weighs the kinds of site a LAN sits behind. Default: DefaultMix.
+	Mix map[string]float64
+	// LANMin and LANMax bound the hosts per LAN. Default: 5 and 50.
+	LANMin, LANMax int
+	// Protocols of every node. Default: TCP and QUIC.
+	Protocols []string
+	// Seed makes the layout, the NAT ports and the peer choices repeatable.
+	Seed uint64
+	// Parallel bounds the connects in flight at once. Default: 256.
+	Parallel int
+	// StepTimeout bounds each ladder step. Default: 2 s.
+	StepTimeout time.Duration
+	// Log receives progress lines. Default: none.
+	Log io.Writer
+}
+
+// DefaultMix is the scale run's mix of sites: mostly endpoint-independent home
+// NATs, a fifth symmetric (mobile and carrier networks), a few public hosts and
+// firewalls.
+var DefaultMix = map[string]float64{
+	"public": 0.05, "full-cone": 0.10, "restricted": 0.10, "port-restricted": 0.45,
+	"symmetric": 0.20, "firewall": 0.10,
+}
+
+// ScaleReport is what a scale run measured.
+type ScaleReport struct {
+	Nodes, LANs int
+	// Setup is the time to start every node and see it ready (STUN asked, a
+	// bootstrap node connected); Connect the time for every node's connects.
+	Setup, Connect, Wall time.Duration
+	// ByPair counts connects by the kinds of the two sites ("port-restricted →
+	// symmetric"), each with how many succeeded; LANs count as "same-lan".
+	ByPair map[string]*PairCount
+	// ByStep counts successful connects by the step that made them; Took their times.
+	ByStep map[string]int
+	Took   []time.Duration
+	// Sent and Received count the messages of the final exchange.
+	Sent, Received int64
+	// Duplicates lists pairs with more than one connection at the end (the
+	// one-connection-per-pair rule broken); Checked is how many pairs were checked.
+	Duplicates []string
+	Checked    int
+	// Failures are the first connects that failed, with their errors.
+	Failures []string
+	// Net is the virtual network's packet counts at the end.
+	Net vnet.Stats
+}
+
+// PairCount counts connects between two kinds of site.
+type PairCount struct{ Tried, OK int }
+
+// simNode is one node of the scale run.
+type simNode struct {
+	svc  *crust.Service
+	kind string
+	lan  int
+}
+
+func (s *Scale) defaults() {
+	if s.Nodes <= 0 {
+		s.Nodes = 1000
+	}
+	if s.Bootstrap <= 0 {
+		s.Bootstrap = 3
+	}
+	if s.Peers <= 0 {
+		s.Peers = 8
+	}
+	if s.Mix == nil {
+		s.Mix = DefaultMix
+	}
+	if s.LANMin <= 0 {
+		s.LANMin = 5
+	}
+	if s.LANMax < s.LANMin {
+		s.LANMax = max(50, s.LANMin)
+	}
+	if len(s.Protocols) == 0 {
+		s.Protocols = []string{"tcp", "quic"}
+	}
+	if s.Parallel <= 0 {
+		s.Parallel = 256
+	}
+	if s.StepTimeout <= 0 {
+		s.StepTimeout = 2 * time.Second
+	}
+	if s.Log == nil {
+		s.Log = io.Discard
+	}
+}
+
+// Run builds the network, runs the scenario and closes everything.
+func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
+	s.defaults()
+	begin := time.Now()
+	rng := rand.New(rand.NewPCG(s.Seed, 0x5ca1e))
+	w := vnet.New(vnet.Config{Seed: s.Seed, QueueLen: 1024})
+	link := vnet.Link{Latency: time.Millisecond}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	rep := &ScaleReport{ByPair: map[string]*PairCount{}, ByStep: map[string]int{}}
+
+	var stuns []string
+	for i, a := range stunAddrs {
+		h, err := w.AddHost(a)
+		if err != nil {
+			return nil, err
+		}
+		h.SetLink(link)
+		srv, err := StartSTUN(h, netip.AddrPortFrom(stunAddrs[1-i], STUNPort))
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+		stuns = append(stuns, srv.Addr().String())
+	}
+	var all []*simNode
+	defer func() {
+		var wg sync.WaitGroup
+		for _, n := range all {
+			wg.Go(func() { n.svc.Close() })
+		}
+		wg.Wait()
+	}()
+	start := func(h *vnet.Host, contacts []crust.Contact) (*crust.Service, error) {
+		svc, err := crust.New(crust.Config{
+			ListenAddrs: []string{netip.AddrPortFrom(h.Addr(), nodePort).String()},
+			Protocols:   s.Protocols,
+			StunServers: stuns,
+			Contacts:    contacts,
+			StepTimeout: s.StepTimeout,
+			Net:         Net{Host: h},
+			Log:         quiet.With("node", h.Addr().String()),
+			OnMessage:   func(crust.Message) { atomic.AddInt64(&rep.Received, 1) },
+		})
+		if err != nil {
+			return nil, err
+		}
+		go drain(svc)
+		return svc, nil
+	}
+	var boot []crust.Contact
+	for i := range s.Bootstrap {
+		h, err := w.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)}))
+		if err != nil {
+			return nil, err
+		}
+		h.SetLink(link)
+		svc, err := start(h, nil)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, &simNode{svc: svc, kind: "bootstrap", lan: -1})
+		boot = append(boot, svc.Contact())
+	}
+
+	// The sites: LANs behind routers (a public "LAN" is hosts on the internet).
+	kinds, weights := mixOf(s.Mix)
+	var nodes []*simNode
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.Parallel)
+	for lan := 0; len(nodes) < s.Nodes; lan++ {
+		kind := pick(rng, kinds, weights)
+		size := min(s.LANMin+rng.IntN(s.LANMax-s.LANMin+1), s.Nodes-len(nodes))
+		hosts, err := s.site(w, lan, kind, size, link)
+		if err != nil {
+			return nil, err
+		}
+		rep.LANs++
+		for _, h := range hosts {
+			n := &simNode{kind: kind.Name, lan: lan}
+			nodes = append(nodes, n)
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				svc, err := start(h, boot)
+				if err == nil {
+					err = readyAny(ctx, svc, boot)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					if svc != nil {
+						svc.Close()
+					}
+					return
+				}
+				n.svc = svc
+				all = append(all, n)
+			})
+		}
+	}
+	wg.Wait()
+	rep.Nodes = len(nodes)
+	rep.Setup = time.Since(begin)
+	fmt.Fprintf(s.Log, "sim: %d nodes in %d LANs up in %v (%d failed to start)\n", len(nodes), rep.LANs, rep.Setup.Round(time.Millisecond), len(errs))
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("sim: %d nodes did not start; first: %w", len(errs), errs[0])
+	}
+
+	// Every node asks for Peers random others.
+	type attempt struct {
+		a, b *simNode
+		kind string
+		took time.Duration
+		err  error
+	}
+	var attempts []*attempt
+	for i, a := range nodes {
+		seen := map[int]bool{i: true}
+		for len(seen) <= min(s.Peers, len(nodes)-1) {
+			j := rng.IntN(len(nodes))
+			if seen[j] {
+				continue
+			}
+			seen[j] = true
+			attempts = append(attempts, &attempt{a: a, b: nodes[j]})
+		}
+	}
+	connectStart := time.Now()
+	for _, at := range attempts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			at.err = at.a.svc.Connect(cctx, at.b.svc.Contact())
+			at.took = time.Since(t0)
+			if at.err == nil {
+				at.kind = peerKind(at.a.svc, at.b.svc.ID())
+			}
+		})
+	}
+	wg.Wait()
+	rep.Connect = time.Since(connectStart)
+	for _, at := range attempts {
+		key := at.a.kind + " → " + at.b.kind
+		if at.a.lan == at.b.lan {
+			key = "same-lan"
+		}
+		pc := rep.ByPair[key]
+		if pc == nil {
+			pc = &PairCount{}
+			rep.ByPair[key] = pc
+		}
+		pc.Tried++
+		if at.err == nil {
+			pc.OK++
+			rep.ByStep[at.kind]++
+			rep.Took = append(rep.Took, at.took)
+		} else if len(rep.Failures) < 10 {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s (%s → %s): %v", key, at.a.svc.ID().Short(), at.b.svc.ID().Short(), at.err))
+		}
+	}
+	slices.Sort(rep.Took)
+	fmt.Fprintf(s.Log, "sim: %d connects in %v\n", len(attempts), rep.Connect.Round(time.Millisecond))
+
+	// One message over every connection, then the one-connection check.
+	for _, n := range nodes {
+		for _, p := range n.svc.Peers() {
+			if n.svc.Send(p.ID, []byte("hello")) == nil {
+				rep.Sent++
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for atomic.LoadInt64(&rep.Received) < rep.Sent && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rep.Received = atomic.LoadInt64(&rep.Received)
+	for _, n := range nodes {
+		for _, p := range n.svc.Peers() {
+			rep.Checked++
+			if c := n.svc.ConnCount(p.ID); c != 1 {
+				rep.Duplicates = append(rep.Duplicates, fmt.Sprintf("%s has %d connections to %s", n.svc.ID().Short(), c, p.ID.Short()))
+			}
+		}
+	}
+	rep.Net = w.Stats()
+	rep.Wall = time.Since(begin)
+	return rep, nil
+}
+
+// site adds LAN lan of kind with size hosts and returns them.
+func (s Scale) site(w *vnet.Network, lan int, kind Kind, size int, link vnet.Link) ([]*vnet.Host, error) {
+	// Site lan's internet address: 100.0.0.0/8 is carrier-grade NAT space, which
+	// crust treats as private; 11.0.0.0/8 stands in for the public internet here.
+	wan := netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), 1})
+	var hosts []*vnet.Host
+	if kind.NAT == nil {
+		for i := range size {
+			h, err := w.AddHost(netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), byte(2 + i)}))
+			if err != nil {
+				return nil, err
+			}
+			h.SetLink(link)
+			hosts = append(hosts, h)
+		}
+		return hosts, nil
+	}
+	r, err := w.AddNAT(wan, *kind.NAT)
+	if err != nil {
+		return nil, err
+	}
+	r.SetLink(link)
+	for i := range size {
+		addr := netip.AddrFrom4([4]byte{192, 168, 0, byte(2 + i)})
+		if kind.NAT.FirewallOnly {
+			addr = netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), byte(2 + i)})
+		}
+		h, err := r.AddHost(addr)
+		if err != nil {
+			return nil, err
+		}
+		h.SetLink(link)
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+// mixOf returns the kinds of mix and their weights, in a fixed order.
+func mixOf(mix map[string]float64) ([]Kind, []float64) {
+	var kinds []Kind
+	var weights []float64
+	for _, k := range Kinds {
+		if w := mix[k.Name]; w > 0 {
+			kinds = append(kinds, k)
+			weights = append(weights, w)
+		}
+	}
+	return kinds, weights
+}
+
+// pick draws a kind by weight.
+func pick(rng *rand.Rand, kinds []Kind, weights []float64) Kind {
+	var total float64
+	for _, w := range weights {
+		total += w
+	}
+	x := rng.Float64() * total
+	for i, w := range weights {
+		if x < w {
+			return kinds[i]
+		}
+		x -= w
+	}
+	return kinds[len(kinds)-1]
+}
+
+// readyAny waits until s has asked STUN and is connected to a bootstrap node.
+func readyAny(ctx context.Context, s *crust.Service, boot []crust.Contact) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		checked := !s.NAT().Checked.IsZero()
+		connected := slices.ContainsFunc(s.Peers(), func(p crust.PeerInfo) bool {
+			return slices.ContainsFunc(boot, func(c crust.Contact) bool { return c.ID == p.ID })
+		})
+		if checked && connected {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sim: node %s not ready (STUN checked %v, connected to a bootstrap node %v): %w", s.ID().Short(), checked, connected, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// peerKind is how s is connected to id, "" if it is not.
+func peerKind(s *crust.Service, id crust.NodeID) string {
+	for _, p := range s.Peers() {
+		if p.ID == id {
+			return p.Kind
+		}
+	}
+	return ""
+}
+
+// String prints the report.
+func (r *ScaleReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d nodes in %d LANs; setup %v, connects %v, wall %v\n", r.Nodes, r.LANs,
+		r.Setup.Round(time.Millisecond), r.Connect.Round(time.Millisecond), r.Wall.Round(time.Millisecond))
+	keys := make([]string, 0, len(r.ByPair))
+	for k := range r.ByPair {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tried, ok := 0, 0
+	for _, k := range keys {
+		pc := r.ByPair[k]
+		tried += pc.Tried
+		ok += pc.OK
+		fmt.Fprintf(&b, "  %-36s %5d/%-5d %5.1f%%\n", k, pc.OK, pc.Tried, 100*float64(pc.OK)/float64(max(pc.Tried, 1)))
+	}
+	fmt.Fprintf(&b, "  %-36s %5d/%-5d %5.1f%%\n", "all", ok, tried, 100*float64(ok)/float64(max(tried, 1)))
+	steps := make([]string, 0, len(r.ByStep))
+	for k, n := range r.ByStep {
+		steps = append(steps, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(steps)
+	fmt.Fprintf(&b, "by step: %s\n", strings.Join(steps, ", "))
+	if n := len(r.Took); n > 0 {
+		fmt.Fprintf(&b, "connect time: p50 %v, p90 %v, p99 %v, max %v\n", r.Took[n/2].Round(time.Millisecond),
+			r.Took[n*9/10].Round(time.Millisecond), r.Took[n*99/100].Round(time.Millisecond), r.Took[n-1].Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, "messages: %d sent, %d received; one connection per pair: %d checked, %d broken\n", r.Sent, r.Received, r.Checked, len(r.Duplicates))
+	fmt.Fprintf(&b, "network: %d datagrams sent, %d delivered, %d segments; dropped %v\n", r.Net.Sent, r.Net.Delivered, r.Net.SegmentsSent, r.Net.Dropped)
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "failed: %s\n", f)
+	}
+	return b.String()
+}

@@ -1,0 +1,28 @@
+package sim
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// A small scale run: every connect the theory allows succeeds, every message
+// arrives, and every connected pair has exactly one connection.
+func TestScaleSmall(t *testing.T) {
+	nodes := 60
+	if v, err := strconv.Atoi(os.Getenv("SIM_NODES")); err == nil {
+		nodes = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Scale{Nodes: nodes, Seed: 1, Protocols: []string{"quic"}, Log: os.Stderr}.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep)
+	if rep.Received != rep.Sent || len(rep.Duplicates) > 0 {
+		t.Fatalf("messages %d/%d, duplicates %v", rep.Received, rep.Sent, rep.Duplicates)
+	}
+}
