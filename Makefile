@@ -89,6 +89,13 @@ test-nat:
 	bash $(TESTBED) reap; \
 	CRUST_TESTBED=1 $(GO) test -count=1 -v -timeout 6m -run . $(TESTFLAGS) $(NATPKGS)
 
+## sim: the simulator: the NAT matrix (table, heatmap in sim-matrix.svg; fails if a cell differs from theory), then the scale run with SIM_NODES nodes
+SIM_NODES ?= 1000
+.PHONY: sim
+sim:
+	$(GO) run ./cmd/crust-sim matrix -svg sim-matrix.svg
+	$(GO) run ./cmd/crust-sim scale -nodes $(SIM_NODES)
+
 ## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present)
 bench:
 	@mkdir -p bench
@@ -154,7 +161,7 @@ deps:
 
 ## clean: remove built binaries and benchmark output
 clean:
-	rm -rf $(BIN) bench/new.txt bench/benchstat.err
+	rm -rf $(BIN) bench/new.txt bench/benchstat.err sim-matrix.svg
 
 ## help: list the targets
 .PHONY: help

@@ -335,7 +335,9 @@ func punchTargets(c transport.Contact, proto string) []netip.AddrPort {
 	var base []netip.AddrPort
 	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
 		for _, ep := range group {
-			if a := ep.Addr.Addr(); !ep.Addr.IsValid() || a.IsUnspecified() || a.IsMulticast() {
+			if a := ep.Addr.Addr(); !ep.Addr.IsValid() || a.IsUnspecified() || a.IsMulticast() || transport.IsLAN(a) {
+				// A private address (a peer on the same LAN saw us there) is for
+				// the direct steps: behind another NAT it is some other host's.
 				continue
 			}
 			if ep.Proto == proto && len(base) < maxPunchTargets && !slices.Contains(base, ep.Addr) {

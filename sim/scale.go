@@ -37,9 +37,9 @@ type Scale struct {
 	Protocols []string
 	// Seed makes the layout, the NAT ports and the peer choices repeatable.
 	Seed uint64
-	// Parallel bounds the connects in flight at once. Default: 256.
+	// Parallel bounds the starts and connects in flight at once. Default: 64.
 	Parallel int
-	// StepTimeout bounds each ladder step. Default: 2 s.
+	// StepTimeout bounds each ladder step. Default: 5 s.
 	StepTimeout time.Duration
 	// Log receives progress lines. Default: none.
 	Log io.Writer
@@ -110,10 +110,10 @@ func (s *Scale) defaults() {
 		s.Protocols = []string{"tcp", "quic"}
 	}
 	if s.Parallel <= 0 {
-		s.Parallel = 256
+		s.Parallel = 64
 	}
 	if s.StepTimeout <= 0 {
-		s.StepTimeout = 2 * time.Second
+		s.StepTimeout = 5 * time.Second
 	}
 	if s.Log == nil {
 		s.Log = io.Discard
@@ -125,7 +125,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	s.defaults()
 	begin := time.Now()
 	rng := rand.New(rand.NewPCG(s.Seed, 0x5ca1e))
-	w := vnet.New(vnet.Config{Seed: s.Seed, QueueLen: 1024})
+	w := vnet.New(vnet.Config{Seed: s.Seed, QueueLen: 256})
 	link := vnet.Link{Latency: time.Millisecond}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -4,7 +4,7 @@
 //	crust-sim matrix [-protocols tcp,quic,tcp+quic] [-kinds public,full-cone,...]
 //	                 [-seed 1] [-parallel 8] [-svg FILE]
 //	crust-sim scale  [-nodes 10000] [-bootstrap 3] [-peers 8] [-protocols tcp+quic]
-//	                 [-seed 1] [-parallel 256]
+//	                 [-seed 1] [-parallel 64] [-step 5s]
 //
 // matrix connects a node behind every kind of site to one behind every other, for
 // each protocol set, prints a table of which ladder step connected them, writes the
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/crust-p2p/crust/sim"
 )
@@ -106,11 +107,12 @@ func scale(args []string) (bool, error) {
 	peers := fs.Int("peers", 8, "random peers each node asks for")
 	protocols := fs.String("protocols", "tcp+quic", "the nodes' protocols, joined by +")
 	seed := fs.Uint64("seed", 1, "seed of the layout, the NATs' ports and the peer choices")
-	parallel := fs.Int("parallel", 256, "starts and connects in flight at once")
+	parallel := fs.Int("parallel", 64, "starts and connects in flight at once")
+	step := fs.Duration("step", 5*time.Second, "each ladder step's time limit")
 	fs.Parse(args)
 	rep, err := sim.Scale{
 		Nodes: *nodes, Bootstrap: *boot, Peers: *peers, Protocols: strings.Split(*protocols, "+"),
-		Seed: *seed, Parallel: *parallel, Log: os.Stderr,
+		Seed: *seed, Parallel: *parallel, StepTimeout: *step, Log: os.Stderr,
 	}.Run(context.Background())
 	if err != nil {
 		return false, err
