@@ -113,3 +113,27 @@ func stunLookup(t *testing.T, clk *VirtualClock, c, server *PacketConn) netip.Ad
 	resp := mustRecv(t, c)
 	return netip.MustParseAddrPort(string(resp.payload))
 }
+
+// punchOutcomes is the hole-punch theory for the presets, both orders, UDP and
+// TCP alike: both mappings endpoint-independent (a firewall counts) always punch; a
+// symmetric side gets through only to a peer whose filtering ignores ports.
+var punchOutcomes = []struct {
+	a, b string
+	ok   bool
+}{
+	{"FullCone", "FullCone", true},
+	{"FullCone", "RestrictedCone", true},
+	{"FullCone", "PortRestrictedCone", true},
+	{"FullCone", "Symmetric", true},
+	{"FullCone", "Firewall", true},
+	{"RestrictedCone", "RestrictedCone", true},
+	{"RestrictedCone", "PortRestrictedCone", true},
+	{"RestrictedCone", "Symmetric", true},
+	{"RestrictedCone", "Firewall", true},
+	{"PortRestrictedCone", "PortRestrictedCone", true},
+	{"PortRestrictedCone", "Symmetric", false},
+	{"PortRestrictedCone", "Firewall", true},
+	{"Symmetric", "Symmetric", false},
+	{"Symmetric", "Firewall", false},
+	{"Firewall", "Firewall", true},
+}

@@ -24,27 +24,7 @@ func TestHolePunch(t *testing.T) {
 		"Symmetric":          Symmetric(),
 		"Firewall":           Firewall(),
 	}
-	tests := []struct {
-		a, b string
-		ok   bool
-	}{
-		{"FullCone", "FullCone", true},
-		{"FullCone", "RestrictedCone", true},
-		{"FullCone", "PortRestrictedCone", true},
-		{"FullCone", "Symmetric", true},
-		{"FullCone", "Firewall", true},
-		{"RestrictedCone", "RestrictedCone", true},
-		{"RestrictedCone", "PortRestrictedCone", true},
-		{"RestrictedCone", "Symmetric", true},
-		{"RestrictedCone", "Firewall", true},
-		{"PortRestrictedCone", "PortRestrictedCone", true},
-		{"PortRestrictedCone", "Symmetric", false},
-		{"PortRestrictedCone", "Firewall", true},
-		{"Symmetric", "Symmetric", false},
-		{"Symmetric", "Firewall", false},
-		{"Firewall", "Firewall", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range punchOutcomes {
 		// Both orders: which side writes first must not matter.
 		for _, pair := range [][2]string{{tt.a, tt.b}, {tt.b, tt.a}} {
 			t.Run(pair[0]+"-"+pair[1], func(t *testing.T) {
