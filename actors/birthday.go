@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/crust-p2p/crust/transport"
@@ -16,14 +17,59 @@ import (
 // and an endpoint-independent one or none: the symmetric side keeps birthdaySockets
 // mappings toward the peer open, the other side sends punch packets to
 // birthdayProbes random ports of its address, birthdayBatch every punchInterval. The
-// chance that no probe meets a mapping is (1 − 256/64512)^2048 ≈ 0.0003.
+// chance that no probe meets a mapping is (1 − 128/64512)^4096 ≈ 0.0003. The split
+// favours probes: a probe costs the other side one datagram, a socket costs the
+// symmetric side's NAT a port for minutes, and that NAT may serve many hosts.
 const (
-	birthdaySockets = 256
-	birthdayProbes  = 2048
-	birthdayBatch   = 256
+	birthdaySockets = 128
+	birthdayProbes  = 4096
+	birthdayBatch   = 512
 	// birthdayLowPort is the lowest port a NAT hands out that we probe.
 	birthdayLowPort = 1024
+	// birthdaysPerWindow birthday punches may start per birthdayWindow: each holds
+	// birthdaySockets of our NAT's ports until its mappings time out (minutes), and a
+	// NAT shared by dozens of hosts runs out of ports otherwise (the simulator's scale
+	// run did: 44,000 datagrams dropped for want of a port, at 256 sockets a punch
+	// and no limit).
+	birthdaysPerWindow = 16
+	birthdayWindow     = time.Minute
 )
+
+// birthdayBudget admits birthday punches: one at a time, at most birthdaysPerWindow
+// per birthdayWindow.
+type birthdayBudget struct {
+	turn    chan struct{} // held by the running one
+	mu      sync.Mutex
+	started []time.Time // within the window, oldest first
+}
+
+func newBirthdayBudget() *birthdayBudget {
+	return &birthdayBudget{turn: make(chan struct{}, 1)}
+}
+
+// take waits for the running birthday punch to end, then admits one if the window
+// allows it; release ends it. It fails when ctx ends first or the window is spent.
+func (b *birthdayBudget) take(ctx context.Context, now func() time.Time) error {
+	select {
+	case b.turn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("birthday punch: another one ran all the time: %w", context.Cause(ctx))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := now()
+	for len(b.started) > 0 && t.Sub(b.started[0]) >= birthdayWindow {
+		b.started = b.started[1:]
+	}
+	if len(b.started) >= birthdaysPerWindow {
+		<-b.turn
+		return fmt.Errorf("birthday punch: %d started in the last %v already; not spending more of our NAT's ports", len(b.started), birthdayWindow)
+	}
+	b.started = append(b.started, t)
+	return nil
+}
+
+func (b *birthdayBudget) release() { <-b.turn }
 
 // BirthdayDialer is a UDPPuncher that can also do the symmetric side of a birthday
 // punch (transport.QUIC.BirthdayDial).
@@ -51,18 +97,17 @@ func (n *node) birthdayRole(c transport.Contact) string {
 
 // punchBirthdayDial runs the symmetric side: the birthday punch toward the peer's
 // first QUIC target, beside the plain punch (which a NAT that assigns ports in
-// sequence lets through); the first connection wins. One birthday punch runs at a
-// time: each holds 256 sockets, and 256 of our NAT's ports for its mapping timeout.
+// sequence lets through); the first connection wins. Birthday punches are rationed
+// (birthdayBudget): each holds 128 sockets, and 128 of our NAT's ports for its
+// mapping timeout.
 func (n *node) punchBirthdayDial(ctx context.Context, targets []netip.AddrPort, c transport.Contact) (transport.Conn, error) {
 	bd := n.cfg.PunchUDP.(BirthdayDialer)
 	won, errs := raceConns(ctx,
 		func(ctx context.Context) (transport.Conn, error) {
-			select {
-			case n.birthdays <- struct{}{}:
-				defer func() { <-n.birthdays }()
-			case <-ctx.Done():
-				return nil, fmt.Errorf("birthday punch: another one ran all the time: %w", context.Cause(ctx))
+			if err := n.birthdays.take(ctx, n.clock.Now); err != nil {
+				return nil, err
 			}
+			defer n.birthdays.release()
 			return bd.BirthdayDial(ctx, targets[0], c.ID, birthdaySockets, punchInterval)
 		},
 		func(ctx context.Context) (transport.Conn, error) { return n.punchQUIC(ctx, targets, c, false) },

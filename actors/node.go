@@ -185,9 +185,9 @@ type node struct {
 	rendezvousPID atomic.Pointer[actor.PID]
 	// punches are the hole punches in progress, by peer and protocol.
 	punches punching
-	// birthdays holds the one birthday punch allowed at a time (each keeps 256
-	// sockets and NAT mappings busy).
-	birthdays chan struct{}
+	// birthdays rations birthday punches (each keeps 256 sockets and NAT mappings
+	// busy).
+	birthdays *birthdayBudget
 	// stats counts ladder attempts and successes.
 	stats ladderStats
 	// natPID is the NAT actor; nat is what it knows, published for readers.
@@ -237,7 +237,7 @@ func Start(cfg Config) (*Node, error) {
 		protos: make(map[string]transport.Transport),
 		ctx:    ctx,
 
-		birthdays: make(chan struct{}, 1),
+		birthdays: newBirthdayBudget(),
 	}
 	n.actSeq.Store(uint64(cfg.Clock.Now().UnixNano()))
 	if n.cfg.Puncher == nil && (cfg.PunchTCP != nil || cfg.PunchUDP != nil) {

@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -48,4 +50,35 @@ func TestPunchWatch(t *testing.T) {
 	if n := len(ts.snapshot()); n != 1+maxLearnedTargets {
 		t.Fatalf("%d targets, want %d", n, 1+maxLearnedTargets)
 	}
+}
+
+// Birthday punches run one at a time, at most birthdaysPerWindow per window.
+func TestBirthdayBudget(t *testing.T) {
+	b := newBirthdayBudget()
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	ctx := context.Background()
+	if err := b.take(ctx, clock); err != nil {
+		t.Fatal(err)
+	}
+	busy, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := b.take(busy, clock); err == nil {
+		t.Fatal("a second birthday punch ran beside the first")
+	}
+	b.release()
+	for i := 1; i < birthdaysPerWindow; i++ {
+		if err := b.take(ctx, clock); err != nil {
+			t.Fatal(err)
+		}
+		b.release()
+	}
+	if err := b.take(ctx, clock); err == nil {
+		t.Fatalf("birthday punch %d in one window was admitted", birthdaysPerWindow+1)
+	}
+	now = now.Add(birthdayWindow)
+	if err := b.take(ctx, clock); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	b.release()
 }

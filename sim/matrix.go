@@ -115,7 +115,7 @@ func (m Matrix) Run(ctx context.Context) Result {
 //     filtering does not depend on the port (full cone, restricted cone), it lets
 //     that port in once it has punched toward the symmetric side's address: any
 //     protocol. If it does (port-restricted, firewall), only the birthday punch
-//     finds a port, which crust does for QUIC (256 mappings against 2,048 probes).
+//     finds a port, which crust does for QUIC (128 mappings against 4,096 probes).
 //   - Two endpoint-dependent mappings: no direct connection (nobody knows a port).
 func Possible(a, b Kind, protocols []string) bool {
 	if a.NAT == nil || b.NAT == nil {

@@ -19,8 +19,8 @@ import (
 // sockets UDP sockets, each sending punch packets to raddr (the peer's mapped QUIC
 // endpoint) every interval, so that our NAT holds that many mappings toward it, while
 // the peer sends punch packets to random ports of our address (see the peer's spray
-// in the actors). With 256 sockets and 2,048 probes over the 64,512 ports a NAT hands
-// out, some probe meets one of our mappings with probability 1 − e^(−256·2048/64512)
+// in the actors). With 128 sockets and 4,096 probes over the 64,512 ports a NAT hands
+// out, some probe meets one of our mappings with probability 1 − e^(−128·4096/64512)
 // ≈ 0.9997 (the birthday paradox). The first socket such a probe reaches has a way
 // through both NATs: QUIC is dialled from it to raddr, and the returned connection
 // keeps that socket until it closes. The other sockets are closed at once.
