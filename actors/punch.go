@@ -335,9 +335,10 @@ func punchTargets(c transport.Contact, proto string) []netip.AddrPort {
 	var base []netip.AddrPort
 	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
 		for _, ep := range group {
-			if a := ep.Addr.Addr(); !ep.Addr.IsValid() || a.IsUnspecified() || a.IsMulticast() || transport.IsLAN(a) {
+			if a := ep.Addr.Addr(); !ep.Addr.IsValid() || a.IsUnspecified() || a.IsMulticast() || transport.IsLAN(a) && !a.IsLoopback() {
 				// A private address (a peer on the same LAN saw us there) is for
 				// the direct steps: behind another NAT it is some other host's.
+				// (Loopback stays: nodes on one host punch there in tests.)
 				continue
 			}
 			if ep.Proto == proto && len(base) < maxPunchTargets && !slices.Contains(base, ep.Addr) {

@@ -62,7 +62,8 @@ type Pair struct {
 	Seed uint64
 	// Latency is every link's one-way delay. Default: 1 ms.
 	Latency time.Duration
-	// StepTimeout bounds each ladder step. Default: 1 s.
+	// StepTimeout bounds each ladder step. Default: 3 s (a loaded machine running
+	// the race detector needs the margin).
 	StepTimeout time.Duration
 	// Log receives the nodes' logs. Default: none.
 	Log *slog.Logger
@@ -86,7 +87,7 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 		p.Latency = time.Millisecond
 	}
 	if p.StepTimeout <= 0 {
-		p.StepTimeout = time.Second
+		p.StepTimeout = 3 * time.Second
 	}
 	if p.Log == nil {
 		p.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
