@@ -30,7 +30,7 @@ type PacketConn struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	readDeadline, writeDeadline *deadline
+	deadlines
 }
 
 var _ net.PacketConn = (*PacketConn)(nil)
@@ -43,12 +43,11 @@ type datagram struct {
 
 func newPacketConn(h *Host, local netip.AddrPort, queueLen int) *PacketConn {
 	return &PacketConn{
-		host:          h,
-		local:         local,
-		queue:         make(chan datagram, queueLen),
-		closed:        make(chan struct{}),
-		readDeadline:  newDeadline(h.net.clock),
-		writeDeadline: newDeadline(h.net.clock),
+		host:      h,
+		local:     local,
+		queue:     make(chan datagram, queueLen),
+		closed:    make(chan struct{}),
+		deadlines: newDeadlines(h.net.clock),
 	}
 }
 
@@ -119,26 +118,6 @@ func (c *PacketConn) Close() error {
 // the host is behind a NAT.
 func (c *PacketConn) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(c.local) }
 
-// SetDeadline implements net.PacketConn.
-func (c *PacketConn) SetDeadline(t time.Time) error {
-	c.readDeadline.set(t)
-	c.writeDeadline.set(t)
-	return nil
-}
-
-// SetReadDeadline implements net.PacketConn.
-func (c *PacketConn) SetReadDeadline(t time.Time) error {
-	c.readDeadline.set(t)
-	return nil
-}
-
-// SetWriteDeadline implements net.PacketConn. Writes never block, so the deadline
-// only matters once it has passed.
-func (c *PacketConn) SetWriteDeadline(t time.Time) error {
-	c.writeDeadline.set(t)
-	return nil
-}
-
 // enqueue queues d unless the queue is full; the network is locked.
 func (c *PacketConn) enqueue(d datagram) bool {
 	select {
@@ -205,4 +184,34 @@ func (d *deadline) expired() chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.done
+}
+
+// deadlines are a socket's read and write deadlines, in its network's scheduler time
+// (see PacketConn).
+type deadlines struct {
+	readDeadline, writeDeadline *deadline
+}
+
+func newDeadlines(clock Scheduler) deadlines {
+	return deadlines{readDeadline: newDeadline(clock), writeDeadline: newDeadline(clock)}
+}
+
+// SetDeadline implements net.Conn and net.PacketConn.
+func (d deadlines) SetDeadline(t time.Time) error {
+	d.readDeadline.set(t)
+	d.writeDeadline.set(t)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn and net.PacketConn.
+func (d deadlines) SetReadDeadline(t time.Time) error {
+	d.readDeadline.set(t)
+	return nil
+}
+
+// SetWriteDeadline implements net.Conn and net.PacketConn. Writes never block, so
+// the deadline only matters once it has passed.
+func (d deadlines) SetWriteDeadline(t time.Time) error {
+	d.writeDeadline.set(t)
+	return nil
 }

@@ -97,9 +97,9 @@ type StreamConn struct {
 	remote netip.AddrPort // as this end sees it: the NAT-mapped endpoint behind a NAT
 	shared bool           // shares its port (DialFrom, accepted) or holds it alone (Dial)
 
-	readDeadline, writeDeadline *deadline
-	closed                      chan struct{} // closed by Close
-	closeOnce                   sync.Once
+	deadlines
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
 
 	// Guarded by host.net.mu.
 	state     streamState
@@ -129,11 +129,10 @@ var _ net.Conn = (*StreamConn)(nil)
 func newStreamConn(h *Host, local, remote netip.AddrPort, shared bool) *StreamConn {
 	return &StreamConn{
 		host: h, local: local, remote: remote, shared: shared,
-		readDeadline:  newDeadline(h.net.clock),
-		writeDeadline: newDeadline(h.net.clock),
-		closed:        make(chan struct{}),
-		early:         map[uint64]packet{},
-		wake:          make(chan struct{}),
+		deadlines: newDeadlines(h.net.clock),
+		closed:    make(chan struct{}),
+		early:     map[uint64]packet{},
+		wake:      make(chan struct{}),
 	}
 }
 
@@ -633,26 +632,6 @@ func (c *StreamConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.loc
 // RemoteAddr implements net.Conn: a *net.TCPAddr with the peer's endpoint as this end
 // sees it, the NAT-mapped one if the peer is behind a NAT.
 func (c *StreamConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
-
-// SetDeadline implements net.Conn.
-func (c *StreamConn) SetDeadline(t time.Time) error {
-	c.readDeadline.set(t)
-	c.writeDeadline.set(t)
-	return nil
-}
-
-// SetReadDeadline implements net.Conn.
-func (c *StreamConn) SetReadDeadline(t time.Time) error {
-	c.readDeadline.set(t)
-	return nil
-}
-
-// SetWriteDeadline implements net.Conn. Writes never block, so the deadline only
-// matters once it has passed.
-func (c *StreamConn) SetWriteDeadline(t time.Time) error {
-	c.writeDeadline.set(t)
-	return nil
-}
 
 func (c *StreamConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
