@@ -125,25 +125,20 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	s.defaults()
 	begin := time.Now()
 	rng := rand.New(rand.NewPCG(s.Seed, 0x5ca1e))
-	w := vnet.New(vnet.Config{Seed: s.Seed, QueueLen: 256})
-	link := vnet.Link{Latency: time.Millisecond}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-
 	rep := &ScaleReport{ByPair: map[string]*PairCount{}, ByStep: map[string]int{}}
-
-	var stuns []string
-	for i, a := range stunAddrs {
-		h, err := w.AddHost(a)
-		if err != nil {
-			return nil, err
+	w, err := newWorld(vnet.Config{Seed: s.Seed, QueueLen: 256}, vnet.Link{Latency: time.Millisecond},
+		s.Protocols, s.StepTimeout, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	got := make(chan struct{}, 1) // a message arrived
+	w.onMessage = func(crust.Message) {
+		atomic.AddInt64(&rep.Received, 1)
+		select {
+		case got <- struct{}{}:
+		default:
 		}
-		h.SetLink(link)
-		srv, err := StartSTUN(h, netip.AddrPortFrom(stunAddrs[1-i], STUNPort))
-		if err != nil {
-			return nil, err
-		}
-		defer srv.Close()
-		stuns = append(stuns, srv.Addr().String())
 	}
 	var all []*simNode
 	defer func() {
@@ -153,36 +148,20 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		}
 		wg.Wait()
 	}()
-	start := func(h *vnet.Host, contacts []crust.Contact) (*crust.Service, error) {
-		svc, err := crust.New(crust.Config{
-			ListenAddrs: []string{netip.AddrPortFrom(h.Addr(), nodePort).String()},
-			Protocols:   s.Protocols,
-			StunServers: stuns,
-			Contacts:    contacts,
-			StepTimeout: s.StepTimeout,
-			Net:         Net{Host: h},
-			Log:         quiet.With("node", h.Addr().String()),
-			OnMessage:   func(crust.Message) { atomic.AddInt64(&rep.Received, 1) },
-		})
-		if err != nil {
-			return nil, err
-		}
-		go drain(svc)
-		return svc, nil
-	}
 	var boot []crust.Contact
+	var bootIDs []crust.NodeID
 	for i := range s.Bootstrap {
-		h, err := w.AddHost(netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)}))
+		h, err := w.host(netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)}))
 		if err != nil {
 			return nil, err
 		}
-		h.SetLink(link)
-		svc, err := start(h, nil)
+		svc, err := w.start(h, h.Addr().String(), nil)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, &simNode{svc: svc, kind: "bootstrap", lan: -1})
 		boot = append(boot, svc.Contact())
+		bootIDs = append(bootIDs, svc.ID())
 	}
 
 	// The sites: LANs behind routers (a public "LAN" is hosts on the internet).
@@ -195,7 +174,10 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	for lan := 0; len(nodes) < s.Nodes; lan++ {
 		kind := pick(rng, kinds, weights)
 		size := min(s.LANMin+rng.IntN(s.LANMax-s.LANMin+1), s.Nodes-len(nodes))
-		hosts, err := s.site(w, lan, kind, size, link)
+		// Site lan's internet address: 100.0.0.0/8 is carrier-grade NAT space,
+		// which crust treats as private; 11.0.0.0/8 stands in for the internet here.
+		wan := netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), 1})
+		hosts, err := w.site(kind, wan, netip.MustParseAddr("192.168.0.2"), size)
 		if err != nil {
 			return nil, err
 		}
@@ -206,9 +188,11 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				svc, err := start(h, boot)
+				svc, err := w.start(h, h.Addr().String(), boot)
 				if err == nil {
-					err = readyAny(ctx, svc, boot)
+					rctx, cancel := context.WithTimeout(ctx, time.Minute)
+					err = ready(rctx, svc, bootIDs...)
+					cancel()
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -298,9 +282,15 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			}
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for atomic.LoadInt64(&rep.Received) < rep.Sent && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	wait := time.NewTimer(10 * time.Second)
+	defer wait.Stop()
+arrivals:
+	for atomic.LoadInt64(&rep.Received) < rep.Sent {
+		select {
+		case <-got:
+		case <-wait.C:
+			break arrivals
+		}
 	}
 	rep.Received = atomic.LoadInt64(&rep.Received)
 	for _, n := range nodes {
@@ -311,46 +301,9 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			}
 		}
 	}
-	rep.Net = w.Stats()
+	rep.Net = w.net.Stats()
 	rep.Wall = time.Since(begin)
 	return rep, nil
-}
-
-// site adds LAN lan of kind with size hosts and returns them.
-func (s Scale) site(w *vnet.Network, lan int, kind Kind, size int, link vnet.Link) ([]*vnet.Host, error) {
-	// Site lan's internet address: 100.0.0.0/8 is carrier-grade NAT space, which
-	// crust treats as private; 11.0.0.0/8 stands in for the public internet here.
-	wan := netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), 1})
-	var hosts []*vnet.Host
-	if kind.NAT == nil {
-		for i := range size {
-			h, err := w.AddHost(netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), byte(2 + i)}))
-			if err != nil {
-				return nil, err
-			}
-			h.SetLink(link)
-			hosts = append(hosts, h)
-		}
-		return hosts, nil
-	}
-	r, err := w.AddNAT(wan, *kind.NAT)
-	if err != nil {
-		return nil, err
-	}
-	r.SetLink(link)
-	for i := range size {
-		addr := netip.AddrFrom4([4]byte{192, 168, 0, byte(2 + i)})
-		if kind.NAT.FirewallOnly {
-			addr = netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), byte(2 + i)})
-		}
-		h, err := r.AddHost(addr)
-		if err != nil {
-			return nil, err
-		}
-		h.SetLink(link)
-		hosts = append(hosts, h)
-	}
-	return hosts, nil
 }
 
 // mixOf returns the kinds of mix and their weights, in a fixed order.
@@ -380,38 +333,6 @@ func pick(rng *rand.Rand, kinds []Kind, weights []float64) Kind {
 		x -= w
 	}
 	return kinds[len(kinds)-1]
-}
-
-// readyAny waits until s has asked STUN and is connected to a bootstrap node.
-func readyAny(ctx context.Context, s *crust.Service, boot []crust.Contact) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		checked := !s.NAT().Checked.IsZero()
-		connected := slices.ContainsFunc(s.Peers(), func(p crust.PeerInfo) bool {
-			return slices.ContainsFunc(boot, func(c crust.Contact) bool { return c.ID == p.ID })
-		})
-		if checked && connected {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("sim: node %s not ready (STUN checked %v, connected to a bootstrap node %v): %w", s.ID().Short(), checked, connected, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// peerKind is how s is connected to id, "" if it is not.
-func peerKind(s *crust.Service, id crust.NodeID) string {
-	for _, p := range s.Peers() {
-		if p.ID == id {
-			return p.Kind
-		}
-	}
-	return ""
 }
 
 // String prints the report.

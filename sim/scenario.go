@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -92,55 +91,27 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 	if p.Log == nil {
 		p.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w := vnet.New(vnet.Config{Seed: p.Seed, QueueLen: 1024})
-	link := vnet.Link{Latency: p.Latency}
-	var stuns []string
-	for i, a := range stunAddrs {
-		h, err := w.AddHost(a)
-		if err != nil {
-			return Outcome{}, err
-		}
-		h.SetLink(link)
-		srv, err := StartSTUN(h, netip.AddrPortFrom(stunAddrs[1-i], STUNPort))
-		if err != nil {
-			return Outcome{}, err
-		}
-		defer srv.Close()
-		stuns = append(stuns, srv.Addr().String())
-	}
-	rh, err := w.AddHost(rendezvousAddr)
+	w, err := newWorld(vnet.Config{Seed: p.Seed, QueueLen: 1024}, vnet.Link{Latency: p.Latency}, p.Protocols, p.StepTimeout, p.Log)
 	if err != nil {
 		return Outcome{}, err
 	}
-	rh.SetLink(link)
-	start := func(h *vnet.Host, name string, contacts []crust.Contact) (*crust.Service, error) {
-		s, err := crust.New(crust.Config{
-			ListenAddrs: []string{netip.AddrPortFrom(h.Addr(), nodePort).String()},
-			Protocols:   p.Protocols,
-			StunServers: stuns,
-			Contacts:    contacts,
-			StepTimeout: p.StepTimeout,
-			Net:         Net{Host: h},
-			Log:         p.Log.With("node", name),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("starting %s: %w", name, err)
-		}
-		go drain(s)
-		return s, nil
+	defer w.close()
+	rh, err := w.host(rendezvousAddr)
+	if err != nil {
+		return Outcome{}, err
 	}
-	r, err := start(rh, "R", nil)
+	r, err := w.start(rh, "R", nil)
 	if err != nil {
 		return Outcome{}, err
 	}
 	defer r.Close()
 	var nodes [2]*crust.Service
 	for i, k := range []Kind{p.A, p.B} {
-		h, err := place(w, k, siteAddrs[i], lanAddrs[i], link)
+		hosts, err := w.site(k, siteAddrs[i], lanAddrs[i], 1)
 		if err != nil {
 			return Outcome{}, err
 		}
-		s, err := start(h, string(rune('A'+i)), []crust.Contact{r.Contact()})
+		s, err := w.start(hosts[0], string(rune('A'+i)), []crust.Contact{r.Contact()})
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -157,61 +128,9 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 	err = a.Connect(ctx, b.Contact())
 	out := Outcome{Err: err, Took: time.Since(begin)}
 	if err == nil {
-		i := slices.IndexFunc(a.Peers(), func(pi crust.PeerInfo) bool { return pi.ID == b.ID() })
-		if i < 0 {
+		if out.Kind = peerKind(a, b.ID()); out.Kind == "" {
 			return Outcome{}, errors.New("sim: Connect returned but A does not list B")
 		}
-		out.Kind = a.Peers()[i].Kind
 	}
 	return out, nil
-}
-
-// place puts a host of kind k on w: at site itself if public, else behind a router
-// at site, at lan.
-func place(w *vnet.Network, k Kind, site, lan netip.Addr, link vnet.Link) (*vnet.Host, error) {
-	if k.NAT == nil {
-		h, err := w.AddHost(site)
-		if err == nil {
-			h.SetLink(link)
-		}
-		return h, err
-	}
-	r, err := w.AddNAT(site, *k.NAT)
-	if err != nil {
-		return nil, err
-	}
-	r.SetLink(link)
-	if k.NAT.FirewallOnly {
-		// A firewall translates nothing: the host has an address of the internet.
-		lan = site.Next()
-	}
-	h, err := r.AddHost(lan)
-	if err == nil {
-		h.SetLink(link)
-	}
-	return h, err
-}
-
-// ready waits until s has asked STUN and is connected to the rendezvous r.
-func ready(ctx context.Context, s *crust.Service, r crust.NodeID) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		checked := !s.NAT().Checked.IsZero()
-		connected := slices.ContainsFunc(s.Peers(), func(p crust.PeerInfo) bool { return p.ID == r })
-		if checked && connected {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("sim: node %s not ready (STUN checked %v, connected to R %v): %w", s.ID().Short(), checked, connected, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-// drain reads s's events until it closes, so none of them waits on us.
-func drain(s *crust.Service) {
-	for range s.Events() {
-	}
 }

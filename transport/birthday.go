@@ -70,10 +70,9 @@ func (q *QUIC) BirthdayDial(ctx context.Context, raddr netip.AddrPort, want iden
 		})
 	}
 	to := net.UDPAddrFromAddrPort(raddr)
-	packet := punchPacket(q.cfg.Identity.ID())
 	send := func() {
 		for _, pc := range pcs {
-			pc.WriteTo(packet, to)
+			pc.WriteTo(q.punch, to)
 		}
 	}
 	send()

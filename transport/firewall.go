@@ -95,17 +95,16 @@ func (q *QUIC) openFirewall(raddr netip.AddrPort, hops int) error {
 	if err != nil {
 		return err
 	}
-	b := punchPacket(q.cfg.Identity.ID())
 	switch pc := s.pc.(type) {
 	case HopLimitWriter:
-		_, err = pc.WriteToHopLimit(b, raddr, hops)
+		_, err = pc.WriteToHopLimit(q.punch, raddr, hops)
 		return err
 	case *net.UDPConn:
 		oob, err := hopLimitControlMessage(raddr.Addr().Is6(), hops)
 		if err != nil {
 			return err
 		}
-		_, _, err = pc.WriteMsgUDPAddrPort(b, oob, raddr)
+		_, _, err = pc.WriteMsgUDPAddrPort(q.punch, oob, raddr)
 		return err
 	}
 	return fmt.Errorf("%w: a %T cannot send with a hop limit", errors.ErrUnsupported, s.pc)

@@ -83,8 +83,9 @@ func parsePunchPacket(b []byte) (identity.NodeID, bool) {
 // SYN is sent again, and one that is refused (a router or host that answers stray SYNs
 // with a reset), unreachable (ICMP errors, such as Time Exceeded from a hop-limited
 // punch) or whose 4-tuple is still in use is retried after a backoff of 100 ms doubling
-// to 1 s; up to 8 resets in a row are retried at once (see punchQuickRetries). Once connected, the handshake is bounded by ctx and the handshake timeout,
-// and is not retried.
+// to 1 s; up to 32 resets in a row are retried at once (see punchQuickRetries). Once
+// connected, the handshake is bounded by ctx and the handshake timeout, and is not
+// retried.
 //
 // Before TLS both ends exchange a 44-byte preamble ("CRUSTPUNCH", version, role,
 // NodeID) that settles the TLS roles: a peer whose listener accepted is TLS server; if
@@ -343,7 +344,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // it before OnPacket and reports it to OnPunch.
 func (q *QUIC) Punch(raddr netip.AddrPort) error {
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
-	if _, err := q.WriteTo(punchPacket(q.cfg.Identity.ID()), raddr); err != nil {
+	if _, err := q.WriteTo(q.punch, raddr); err != nil {
 		return fmt.Errorf("sending a punch packet to %s: %w", raddr, err)
 	}
 	return nil

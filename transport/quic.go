@@ -55,6 +55,8 @@ type QUIC struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards closed and own
 	closed  bool
+	// punch is our punch datagram (see Punch).
+	punch []byte
 	// own are the transports of connections with a socket of their own (a birthday
 	// punch's), closed with their connection or with the QUIC transport.
 	own map[*quic.Transport]net.PacketConn
@@ -85,8 +87,9 @@ func NewQUIC(cfg QUICConfig) (*QUIC, error) {
 		return nil, err
 	}
 	q := &QUIC{
-		cfg: cfg,
-		tls: tc,
+		cfg:   cfg,
+		tls:   tc,
+		punch: punchPacket(cfg.Identity.ID()),
 		quic: &quic.Config{
 			HandshakeIdleTimeout:  cfg.HandshakeTimeout,
 			MaxIdleTimeout:        cfg.IdleTimeout,

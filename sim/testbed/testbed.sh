@@ -287,25 +287,8 @@ build_router() {
 	symmetric) ipt "$r" -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully ;;
 	none) ;;
 	esac
-	local chain
-	case ${INBOUND[$r]} in
-	open) ;;
-	drop | reject)
-		for chain in INPUT FORWARD; do
-			ipt "$r" -A "$chain" -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-		done
-		# Port mappings (miniupnpd adds its own accepts too, in its MINIUPNPD chain).
-		ipt "$r" -A FORWARD -i wan -m conntrack --ctstate DNAT -j ACCEPT
-		for chain in INPUT FORWARD; do
-			if [[ ${INBOUND[$r]} == drop ]]; then
-				ipt "$r" -A "$chain" -i wan -j DROP
-			else
-				ipt "$r" -A "$chain" -i wan -p tcp -j REJECT --reject-with tcp-reset
-				ipt "$r" -A "$chain" -i wan -j REJECT --reject-with icmp-port-unreachable
-			fi
-		done
-		;;
-	esac
+	# Port mappings (miniupnpd adds its own accepts too, in its MINIUPNPD chain).
+	inbound_policy ipt "$r" icmp-port-unreachable FORWARD -i wan -m conntrack --ctstate DNAT -j ACCEPT
 
 	# Conntrack state is per namespace. Shorter than the kernel's defaults where a
 	# test would otherwise wait on leftovers (TIME_WAIT, half-open connections).
@@ -346,43 +329,53 @@ add_delay() {
 	done
 }
 
+# inbound_policy TOOL ROUTER UNREACHABLE CHAIN RULE...: the router's policy for
+# unsolicited packets arriving on its WAN (INBOUND), with TOOL (ipt or ip6t): accept
+# what belongs to known flows, then the rule given (appended to CHAIN), then drop or
+# reject the rest (TCP with a reset, anything else with ICMP type UNREACHABLE).
+inbound_policy() {
+	local tool=$1 r=$2 unreach=$3 chain
+	shift 3
+	[[ ${INBOUND[$r]} == open ]] && return
+	for chain in INPUT FORWARD; do
+		"$tool" "$r" -A "$chain" -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	done
+	"$tool" "$r" -A "$@"
+	for chain in INPUT FORWARD; do
+		if [[ ${INBOUND[$r]} == drop ]]; then
+			"$tool" "$r" -A "$chain" -i wan -j DROP
+		else
+			"$tool" "$r" -A "$chain" -i wan -p tcp -j REJECT --reject-with tcp-reset
+			"$tool" "$r" -A "$chain" -i wan -j REJECT --reject-with "$unreach"
+		fi
+	done
+}
+
+# link6 SITE DEV NET ADDR...: IPv6 on the link between inet (NET::1, on its
+# interface named SITE) and SITE's namespace (ADDR... on DEV), routed through inet.
+link6() {
+	local site=$1 dev=$2 net=$3 a
+	shift 3
+	ip -n "$(ns inet)" addr add "$net::1/64" dev "$site" nodad
+	for a in "$@"; do ip -n "$(ns "$site")" addr add "$a/64" dev "$dev" nodad; done
+	ip -n "$(ns "$site")" -6 route add default via "$net::1"
+}
+
 # build_ipv6: the IPv6 plane (see the top). nodad: the addresses work at once,
 # without waiting for duplicate address detection.
 build_ipv6() {
-	local s chain
+	local s
 	for s in inet fw; do nsexec "$s" sysctl -qw net.ipv6.conf.all.forwarding=1; done
 	nsexec fw sysctl -qw net.bridge.bridge-nf-call-ip6tables=0 2>/dev/null || true
-	ip -n "$(ns inet)" addr add "$STUN_NET6::1/64" dev stun nodad
-	ip -n "$(ns stun)" addr add "$STUN_ADDR6_1/64" dev eth0 nodad
-	ip -n "$(ns stun)" addr add "$STUN_ADDR6_2/64" dev eth0 nodad
-	ip -n "$(ns stun)" -6 route add default via "$STUN_NET6::1"
-	ip -n "$(ns inet)" addr add "$PUB_NET6::1/64" dev pub nodad
-	ip -n "$(ns pub)" addr add "$PUB_ADDR6/64" dev eth0 nodad
-	ip -n "$(ns pub)" -6 route add default via "$PUB_NET6::1"
-	ip -n "$(ns inet)" addr add "$FW_WAN_NET6::1/64" dev fw nodad
-	ip -n "$(ns fw)" addr add "$FW_WAN_NET6::2/64" dev wan nodad
-	ip -n "$(ns fw)" -6 route add default via "$FW_WAN_NET6::1"
+	link6 stun eth0 "$STUN_NET6" "$STUN_ADDR6_1" "$STUN_ADDR6_2"
+	link6 pub eth0 "$PUB_NET6" "$PUB_ADDR6"
+	link6 fw wan "$FW_WAN_NET6" "$FW_WAN_NET6::2"
 	ip -n "$(ns fw)" addr add "$FW_LAN_NET6::1/64" dev lan nodad
 	ip -n "$(ns h3a)" addr add "$H3A_ADDR6/64" dev eth0 nodad
 	ip -n "$(ns h3a)" -6 route add default via "$FW_LAN_NET6::1"
 	ip -n "$(ns inet)" -6 route add "$FW_LAN_NET6::/64" via "$FW_WAN_NET6::2"
-	case ${INBOUND[fw]} in
-	open) ;;
-	drop | reject)
-		for chain in INPUT FORWARD; do
-			ip6t fw -A "$chain" -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-		done
-		ip6t fw -A INPUT -i wan -p ipv6-icmp -j ACCEPT
-		for chain in INPUT FORWARD; do
-			if [[ ${INBOUND[fw]} == drop ]]; then
-				ip6t fw -A "$chain" -i wan -j DROP
-			else
-				ip6t fw -A "$chain" -i wan -p tcp -j REJECT --reject-with tcp-reset
-				ip6t fw -A "$chain" -i wan -j REJECT --reject-with icmp6-port-unreachable
-			fi
-		done
-		;;
-	esac
+	# Neighbour discovery and the router's own ICMPv6.
+	inbound_policy ip6t fw icmp6-port-unreachable INPUT -i wan -p ipv6-icmp -j ACCEPT
 }
 
 build_host() {
