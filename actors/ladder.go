@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		n.stats.attempt(step.name)
 		start := n.clock.Now()
 		budget := n.cfg.StepTimeout
-		if !step.punch && n.allForeignLAN(cands) {
+		if !step.punch && n.allForeignLAN(cands, c) {
 			// Private addresses of another network: reachable only over a routed
 			// LAN or VPN, which answers quickly. Routers often just drop the rest.
 			budget = min(budget, foreignLANBudget)
@@ -229,21 +230,62 @@ func (n *node) dialFirst(ctx context.Context, eps []transport.Endpoint, want ide
 const foreignLANBudget = 500 * time.Millisecond
 
 // allForeignLAN reports whether every endpoint is a LAN address (private, link-local,
-// CGNAT; not loopback) outside the networks of our own interfaces.
-func (n *node) allForeignLAN(eps []transport.Endpoint) bool {
-	if n.cfg.LocalPrefixes == nil || len(eps) == 0 {
+// CGNAT; not loopback) of another network than ours: outside the networks of our own
+// interfaces, or, since most home LANs number themselves alike (192.168.0.0/24), any
+// LAN address of a peer whose public addresses are not ours (it sits behind another
+// router).
+func (n *node) allForeignLAN(eps []transport.Endpoint, c transport.Contact) bool {
+	if len(eps) == 0 {
+		return false
+	}
+	for _, ep := range eps {
+		if a := ep.Addr.Addr().Unmap(); !transport.IsLAN(a) || a.IsLoopback() {
+			return false
+		}
+	}
+	if n.behindAnotherRouter(c) {
+		return true
+	}
+	if n.cfg.LocalPrefixes == nil {
 		return false
 	}
 	local := n.cfg.LocalPrefixes()
 	for _, ep := range eps {
 		a := ep.Addr.Addr().Unmap()
-		if !transport.IsLAN(a) || a.IsLoopback() {
-			return false
-		}
 		for _, p := range local {
 			if p.Contains(a) {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// behindAnotherRouter reports whether c's public addresses (reflected, UPnP) and ours
+// (STUN, reflected) are both known and share none: the peer is not on our LAN.
+func (n *node) behindAnotherRouter(c transport.Contact) bool {
+	public := func(eps ...[]transport.Endpoint) map[netip.Addr]bool {
+		set := map[netip.Addr]bool{}
+		for _, list := range eps {
+			for _, ep := range list {
+				if a := ep.Addr.Addr().Unmap(); !transport.IsLAN(a) && !a.IsLoopback() {
+					set[a] = true
+				}
+			}
+		}
+		return set
+	}
+	theirs := public(c.Reflected, c.UPnP)
+	if len(theirs) == 0 {
+		return false
+	}
+	ours := public(n.natInfo().STUN, n.reflected.endpoints())
+	if len(ours) == 0 {
+		return false
+	}
+	for a := range theirs {
+		if ours[a] {
+			return false
 		}
 	}
 	return true

@@ -446,6 +446,7 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 	punch(targets)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	confirmed := make(chan netip.AddrPort, 16) // where the peer's punch packets come from
 	n.wg.Go(func() { // keep the mappings open and the peer's way in punched
 		tick := time.NewTicker(punchInterval)
 		defer tick.Stop()
@@ -458,6 +459,10 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 					n.log.Debug("punch: the peer's packets come from another port; punching back to it", "peer", c.ID.Short(), "from", ap)
 					punch([]netip.AddrPort{ap})
 				}
+				select {
+				case confirmed <- ap:
+				default:
+				}
 			case <-tick.C:
 				punch(ts.snapshot())
 			}
@@ -467,28 +472,93 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 		<-ctx.Done()
 		return nil, fmt.Errorf("quic punch: the peer (smaller NodeID) dials; it did not get through: %w", context.Cause(ctx))
 	}
-	var last error
-	for ctx.Err() == nil {
-		cur := ts.snapshot()
-		eps := make([]transport.Endpoint, len(cur))
-		for i, t := range cur {
-			eps[i] = transport.Endpoint{Proto: "quic", Addr: t}
-		}
-		conn, err := n.dialFirst(ctx, eps, c.ID)
-		if err == nil {
-			return conn, nil
-		}
-		last = err
-		// A dial that fails at once (no socket of that family, a wrong peer) must
-		// not spin: try again with the next round of punch packets.
-		wait := time.NewTimer(punchInterval)
-		select {
-		case <-wait.C:
-		case <-ctx.Done():
-			wait.Stop()
+	// The peer's own endpoints are dialled at once. A predicted port, or one the
+	// peer's router remapped, only once a punch packet of the peer's came from it: a
+	// QUIC handshake costs a ClientHello (with its key shares) per port, and most
+	// predicted ports lead nowhere. A blind punch has no peer punching: it dials
+	// every target.
+	first := punchBase(targets, c)
+	if blind {
+		first = targets
+	}
+	conn, err := n.dialPunched(ctx, first, confirmed, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("quic punch to %v: %w; last attempt: %w", ts.snapshot(), context.Cause(ctx), err)
+	}
+	return conn, nil
+}
+
+// punchBase is the targets that are c's own QUIC endpoints (reflected or public),
+// not predicted ports.
+func punchBase(targets []netip.AddrPort, c transport.Contact) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, group := range [][]transport.Endpoint{c.Reflected, c.Public()} {
+		for _, ep := range group {
+			if ep.Proto == "quic" && slices.Contains(targets, ep.Addr) && !slices.Contains(out, ep.Addr) {
+				out = append(out, ep.Addr)
+			}
 		}
 	}
-	return nil, fmt.Errorf("quic punch to %v: %w; last attempt: %w", ts.snapshot(), context.Cause(ctx), last)
+	return out
+}
+
+// dialPunched dials QUIC to each of first at once, and to each endpoint that
+// confirmed sends as it comes (once, and again after its dial failed); the first
+// verified connection wins and later ones are closed. It returns when one connects
+// or ctx ends, with the last dial's error.
+func (n *node) dialPunched(ctx context.Context, first []netip.AddrPort, confirmed <-chan netip.AddrPort, want identity.NodeID) (transport.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		to   netip.AddrPort
+		conn transport.Conn
+		err  error
+	}
+	results := make(chan result)
+	dialing := map[netip.AddrPort]bool{}
+	dial := func(ap netip.AddrPort) {
+		if dialing[ap] {
+			return
+		}
+		dialing[ap] = true
+		go func() {
+			conn, err := n.protos["quic"].Dial(ctx, transport.Endpoint{Proto: "quic", Addr: ap}, want)
+			results <- result{ap, conn, err}
+		}()
+	}
+	// finish waits for the dials still running, closing what they connect.
+	finish := func() {
+		cancel()
+		for range dialing {
+			if r := <-results; r.conn != nil {
+				r.conn.Close()
+			}
+		}
+	}
+	for _, ap := range first {
+		dial(ap)
+	}
+	last := errors.New("no punch packet of the peer's came in")
+	for {
+		select {
+		case r := <-results:
+			delete(dialing, r.to)
+			if r.err == nil {
+				finish()
+				if n.ctx.Err() != nil {
+					r.conn.Close()
+					return nil, ErrClosed
+				}
+				return r.conn, nil
+			}
+			last = r.err
+		case ap := <-confirmed:
+			dial(ap)
+		case <-ctx.Done():
+			finish()
+			return nil, last
+		}
+	}
 }
 
 // FirewallOpener sends a hop-limited SYN from the TCP listen port (SocketSynergy):

@@ -27,7 +27,12 @@ func recoverPanics(log *slog.Logger) actor.MiddlewareFunc {
 	}
 }
 
+// inboxSize is an actor's first mailbox capacity. The mailbox grows (doubling) when
+// messages queue; hollywood's default of 1,024 slots costs 24 KiB per actor, and a node
+// has one actor per peer.
+const inboxSize = 32
+
 // spawnOpts returns the options every crust actor is spawned with.
 func spawnOpts(log *slog.Logger, id string) []actor.OptFunc {
-	return []actor.OptFunc{actor.WithMiddleware(recoverPanics(log)), actor.WithID(id)}
+	return []actor.OptFunc{actor.WithMiddleware(recoverPanics(log)), actor.WithID(id), actor.WithInboxSize(inboxSize)}
 }

@@ -43,6 +43,9 @@ type Scale struct {
 	StepTimeout time.Duration
 	// Log receives progress lines. Default: none.
 	Log io.Writer
+	// AfterConnects, if set, is called once every connect has ended and before the
+	// message exchange, while every node is still up (e.g. to take a heap profile).
+	AfterConnects func()
 }
 
 // DefaultMix is the scale run's mix of sites: mostly endpoint-independent home
@@ -273,6 +276,9 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	}
 	slices.Sort(rep.Took)
 	fmt.Fprintf(s.Log, "sim: %d connects in %v\n", len(attempts), rep.Connect.Round(time.Millisecond))
+	if s.AfterConnects != nil {
+		s.AfterConnects()
+	}
 
 	// One message over every connection, then the one-connection check.
 	for _, n := range nodes {

@@ -15,10 +15,12 @@ import (
 	"github.com/crust-p2p/crust/transport/wire"
 )
 
-// Buffer sizes for the frame reader and writer of one connection. 64 KiB holds four TLS
-// records, so a burst of small frames costs one flush and few syscalls.
+// Buffer sizes for the frame reader and writer of one connection. Both are taken from
+// a shared pool while bytes wait in them and given back when drained, so an idle
+// connection holds neither. A TLS read returns at most one record (16 KiB); a write
+// of 64 KiB holds four records, so a burst of small frames costs one flush.
 const (
-	readBufferSize  = 64 << 10
+	readBufferSize  = 16 << 10
 	writeBufferSize = 64 << 10
 )
 

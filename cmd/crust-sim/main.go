@@ -5,6 +5,7 @@
 //	                 [-seed 1] [-parallel 8] [-svg FILE]
 //	crust-sim scale  [-nodes 10000] [-bootstrap 3] [-peers 8] [-protocols tcp+quic]
 //	                 [-seed 1] [-parallel 64] [-step 5s]
+//	                 [-cpuprofile FILE] [-memprofile FILE]
 //
 // matrix connects a node behind every kind of site to one behind every other, for
 // each protocol set, prints a table of which ladder step connected them, writes the
@@ -19,6 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -109,10 +112,37 @@ func scale(args []string) (bool, error) {
 	seed := fs.Uint64("seed", 1, "seed of the layout, the NATs' ports and the peer choices")
 	parallel := fs.Int("parallel", 64, "starts and connects in flight at once")
 	step := fs.Duration("step", 5*time.Second, "each ladder step's time limit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile, taken once every connect is done, to this file")
 	fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return false, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var afterConnects func()
+	if *memProfile != "" {
+		afterConnects = func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "crust-sim:", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+		}
+	}
 	rep, err := sim.Scale{
 		Nodes: *nodes, Bootstrap: *boot, Peers: *peers, Protocols: strings.Split(*protocols, "+"),
 		Seed: *seed, Parallel: *parallel, StepTimeout: *step, Log: os.Stderr,
+		AfterConnects: afterConnects,
 	}.Run(context.Background())
 	if err != nil {
 		return false, err

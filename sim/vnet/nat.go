@@ -138,8 +138,9 @@ type mapping struct {
 	internal netip.AddrPort
 	external netip.AddrPort
 	expires  time.Time // zero: never
-	// The endpoints and addresses the inside endpoint has sent to through the
-	// mapping, for filtering.
+	// The endpoints (address- and port-dependent filtering) or addresses
+	// (address-dependent) the inside endpoint has sent to through the mapping, for
+	// filtering; nil when the filter does not ask.
 	sentTo     map[netip.AddrPort]struct{}
 	sentToAddr map[netip.Addr]struct{}
 	// flows tracks the TCP connections through a TCP mapping by remote endpoint
@@ -256,8 +257,12 @@ func (r *Router) outbound(p packet) {
 			return
 		}
 	}
-	m.sentTo[p.dst] = struct{}{}
-	m.sentToAddr[p.dst.Addr()] = struct{}{}
+	switch r.cfg.Filtering { // only what the filter asks about is kept
+	case AddressDependent:
+		m.sentToAddr[p.dst.Addr()] = struct{}{}
+	case AddressAndPortDependent:
+		m.sentTo[p.dst] = struct{}{}
+	}
 	if p.proto == protoTCP {
 		r.trackTCP(m, p.dst, p.flags, true, true, now)
 	} else {
@@ -348,10 +353,12 @@ func (r *Router) newMapping(key mappingKey, internal netip.AddrPort, now time.Ti
 		}
 		external = netip.AddrPortFrom(r.wan, port)
 	}
-	m := &mapping{
-		key: key, internal: internal, external: external,
-		sentTo:     map[netip.AddrPort]struct{}{},
-		sentToAddr: map[netip.Addr]struct{}{},
+	m := &mapping{key: key, internal: internal, external: external}
+	switch r.cfg.Filtering {
+	case AddressDependent:
+		m.sentToAddr = map[netip.Addr]struct{}{}
+	case AddressAndPortDependent:
+		m.sentTo = map[netip.AddrPort]struct{}{}
 	}
 	if key.proto == protoTCP {
 		m.flows = map[netip.AddrPort]*tcpFlow{}

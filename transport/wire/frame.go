@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -157,13 +156,14 @@ func DecodeEnvelope(b []byte) (Message, error) {
 // Writer writes frames to a buffered stream. Write buffers; Flush sends. It is not safe
 // for concurrent use.
 type Writer struct {
-	w      *bufio.Writer
+	w      *bufWriter
 	header [HeaderSize + 8]byte
 }
 
-// NewWriter returns a Writer that buffers up to size bytes before writing to w.
+// NewWriter returns a Writer that buffers up to size bytes before writing to w. The
+// buffer is taken from a shared pool at the first Write and given back by Flush.
 func NewWriter(w io.Writer, size int) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, size)}
+	return &Writer{w: newBufWriter(w, size)}
 }
 
 // Write appends one frame to the buffer (and writes through when the buffer fills).
@@ -213,17 +213,21 @@ type Frame struct {
 	Data []byte
 }
 
+// keptBody is the largest control frame body whose buffer a Reader keeps for the next.
+const keptBody = 1 << 10
+
 // Reader reads frames from a buffered stream. It is not safe for concurrent use.
 type Reader struct {
-	r   *bufio.Reader
+	r   *bufReader
 	max int
 	buf []byte
 }
 
-// NewReader returns a Reader that buffers size bytes from r and refuses frames whose
-// envelope is longer than maxFrame bytes.
+// NewReader returns a Reader that buffers up to size bytes from r and refuses frames
+// whose envelope is longer than maxFrame bytes. While nothing is buffered (an idle
+// connection) it holds no buffer: one is taken from a shared pool when bytes arrive.
 func NewReader(r io.Reader, size, maxFrame int) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, size), max: maxFrame}
+	return &Reader{r: newBufReader(r, size), max: maxFrame}
 }
 
 // Buffered returns the number of bytes already received that Read can consume
@@ -265,10 +269,15 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 	if d, ok, err := fr.readData(n); ok || err != nil {
 		return Frame{Data: d}, err
 	}
-	if cap(fr.buf) < n {
-		fr.buf = make([]byte, n)
+	var body []byte
+	if n > keptBody {
+		body = make([]byte, n) // a rare large control frame is not kept for the connection's life
+	} else {
+		if cap(fr.buf) < n {
+			fr.buf = make([]byte, keptBody)
+		}
+		body = fr.buf[:n]
 	}
-	body := fr.buf[:n]
 	if _, err := io.ReadFull(fr.r, body); err != nil {
 		return Frame{}, unexpected(err)
 	}
