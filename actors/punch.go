@@ -446,8 +446,9 @@ func (n *node) punchQUIC(ctx context.Context, targets []netip.AddrPort, c transp
 	punch(targets)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	confirmed := make(chan netip.AddrPort, 16) // where the peer's punch packets come from
-	n.wg.Go(func() {                           // keep the mappings open and the peer's way in punched
+	// confirmed gets the endpoints the peer's punch packets come from.
+	confirmed := make(chan netip.AddrPort, 16)
+	n.wg.Go(func() { // keep the mappings open and the peer's way in punched
 		tick := time.NewTicker(punchInterval)
 		defer tick.Stop()
 		for {
