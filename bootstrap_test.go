@@ -79,6 +79,27 @@ func TestBootstrapRestartReconnectsFromFile(t *testing.T) {
 }
 
 // Hard-coded contacts are dialled at start without any data directory.
+// A node whose only contact is down when it starts keeps trying, backing off, and
+// connects once the contact is up, without being told.
+func TestBootstrapRetriesUntilAContactAnswers(t *testing.T) {
+	checkLeaks(t)
+	cfgB := fastConfig()
+	cfgB.DataDir = t.TempDir() // the same identity after the restart
+	b := newNode(t, cfgB, nil)
+	contact := b.Contact()
+	b.Close()
+	cfgA := fastConfig()
+	cfgA.Contacts = []crust.Contact{contact}
+	a := newNode(t, cfgA, nil)
+	a.waitLog("no peer connected; trying the contacts again", 5*time.Second)
+	if len(a.Peers()) != 0 {
+		t.Fatalf("A has peers with its only contact down: %v", a.Peers())
+	}
+	cfgB.ListenAddrs = []string{contact.Endpoints[0].Addr.String()}
+	b2 := newNode(t, cfgB, nil)
+	a.waitConnected(b2.ID(), 1)
+}
+
 func TestBootstrapHardCodedContacts(t *testing.T) {
 	checkLeaks(t)
 	b := newNode(t, fastConfig(), nil)

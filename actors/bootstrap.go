@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -31,7 +32,23 @@ type bootstrapActor struct {
 	connected int  // bootstrap dials that succeeded
 	done      bool // every contact tried, or enough peers
 	saveTimer *time.Timer
+	// retry starts another round when a round ends with no peer connected, or a
+	// recheck finds none left (the contacts were down, overloaded, or cut off);
+	// retries counts the rounds in a row that left us alone, for the backoff.
+	retry   *time.Timer
+	retries int
 }
+
+// Bootstrap retry: a round that leaves the node with no peer is followed by another
+// after bootstrapRetryMin, doubling up to bootstrapRetryMax (with jitter, so nodes
+// that failed together do not return together); a node with peers rechecks every
+// bootstrapRetryMax that it still has some.
+const (
+	bootstrapRetryMin = time.Second
+	bootstrapRetryMax = 30 * time.Second
+)
+
+type bootstrapRetry struct{}
 
 // connOutcome reports to the Bootstrap actor how a direct connection went: success
 // with the peer's endpoints, or a failed dial.
@@ -68,17 +85,16 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 	case actor.Initialized:
 	case actor.Started:
 		b.self = c.PID()
-		contacts := b.n.cfg.Contacts
-		if b.cache != nil {
-			contacts = b.cache.Contacts(0) // the hard-coded ones first
+		b.round(c)
+	case bootstrapRetry:
+		b.retry = nil
+		if b.n.dir.count() > 0 {
+			b.retries = 0
+			b.scheduleRetry()
+			return
 		}
-		for _, ct := range contacts {
-			if ct.ID != b.n.self && b.n.cfg.Policy.Allowed(ct.ID) {
-				b.todo = append(b.todo, ct)
-			}
-		}
-		b.n.log.Info("bootstrap: starting", "contacts", len(b.todo), "parallel", b.n.cfg.BootstrapParallel, "enough", b.n.cfg.BootstrapPeers)
-		b.next(c)
+		b.retries++
+		b.round(c)
 	case bootstrapDialed:
 		b.inFlight--
 		switch {
@@ -119,6 +135,9 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 		if b.saveTimer != nil {
 			b.saveTimer.Stop()
 		}
+		if b.retry != nil {
+			b.retry.Stop()
+		}
 	}
 }
 
@@ -153,7 +172,44 @@ func (b *bootstrapActor) next(c *actor.Context) {
 	if b.inFlight == 0 && len(b.todo) == 0 && !b.done {
 		b.done = true
 		b.n.log.Info("bootstrap: done", "connected", b.connected, "peers", b.n.dir.count())
+		b.scheduleRetry()
 	}
+}
+
+// round starts a round of dials to every contact (the hard-coded ones first).
+func (b *bootstrapActor) round(c *actor.Context) {
+	contacts := b.n.cfg.Contacts
+	if b.cache != nil {
+		contacts = b.cache.Contacts(0)
+	}
+	b.todo, b.done, b.connected = nil, false, 0
+	for _, ct := range contacts {
+		if ct.ID != b.n.self && b.n.cfg.Policy.Allowed(ct.ID) {
+			b.todo = append(b.todo, ct)
+		}
+	}
+	b.n.log.Info("bootstrap: starting", "contacts", len(b.todo), "parallel", b.n.cfg.BootstrapParallel, "enough", b.n.cfg.BootstrapPeers, "round", b.retries+1)
+	b.next(c)
+}
+
+// scheduleRetry arms the next check: soon (backing off) if we have no peer, else
+// after bootstrapRetryMax.
+func (b *bootstrapActor) scheduleRetry() {
+	if b.retry != nil || b.n.ctx.Err() != nil {
+		return
+	}
+	delay := bootstrapRetryMax
+	if b.n.dir.count() == 0 {
+		delay = min(bootstrapRetryMax, bootstrapRetryMin<<min(b.retries, 16))
+		b.n.log.Warn("bootstrap: no peer connected; trying the contacts again", "in", delay, "round", b.retries+1)
+	}
+	delay = delay * time.Duration(80+rand.IntN(41)) / 100 // ±20%
+	n, self := b.n, b.self
+	b.retry = time.AfterFunc(delay, func() {
+		if n.ctx.Err() == nil {
+			n.engine.Send(self, bootstrapRetry{})
+		}
+	})
 }
 
 // saveSoon schedules a save SaveDelay from now unless one is scheduled already.
