@@ -32,17 +32,21 @@ type bootstrapActor struct {
 	connected int  // bootstrap dials that succeeded
 	done      bool // every contact tried, or enough peers
 	saveTimer *time.Timer
-	// retry starts another round when a round ends with no peer connected, or a
-	// recheck finds none left (the contacts were down, overloaded, or cut off);
-	// retries counts the rounds in a row that left us alone, for the backoff.
+	// retry starts another round when a round ends short of BootstrapPeers with
+	// contacts that failed (down, overloaded, cut off), or a recheck finds us short;
+	// failed counts this round's failed contacts, retries the rounds in a row that
+	// had some, for the backoff.
 	retry   *time.Timer
+	failed  int
 	retries int
 }
 
-// Bootstrap retry: a round that leaves the node with no peer is followed by another
-// after bootstrapRetryMin, doubling up to bootstrapRetryMax (with jitter, so nodes
-// that failed together do not return together); a node with peers rechecks every
-// bootstrapRetryMax that it still has some.
+// Bootstrap retry: a round that ends short of BootstrapPeers with contacts that
+// failed is followed by another after bootstrapRetryMin, doubling up to
+// bootstrapRetryMax (with jitter, so nodes that failed together do not return
+// together); it dials only the contacts not connected. Otherwise the node rechecks
+// every bootstrapRetryMax that it still has enough peers (a partition may have taken
+// them).
 const (
 	bootstrapRetryMin = time.Second
 	bootstrapRetryMax = 30 * time.Second
@@ -88,12 +92,11 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 		b.round(c)
 	case bootstrapRetry:
 		b.retry = nil
-		if b.n.dir.count() > 0 {
+		if b.n.dir.count() >= b.n.cfg.BootstrapPeers {
 			b.retries = 0
 			b.scheduleRetry()
 			return
 		}
-		b.retries++
 		b.round(c)
 	case bootstrapDialed:
 		b.inFlight--
@@ -104,6 +107,7 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 		case errors.Is(msg.err, ErrClosed):
 			b.todo = nil
 		default:
+			b.failed++
 			b.n.log.Debug("bootstrap: contact failed", "peer", msg.id.Short(), "err", msg.err)
 		}
 		b.next(c)
@@ -171,7 +175,12 @@ func (b *bootstrapActor) next(c *actor.Context) {
 	}
 	if b.inFlight == 0 && len(b.todo) == 0 && !b.done {
 		b.done = true
-		b.n.log.Info("bootstrap: done", "connected", b.connected, "peers", b.n.dir.count())
+		b.n.log.Info("bootstrap: done", "connected", b.connected, "failed", b.failed, "peers", b.n.dir.count())
+		if b.failed > 0 && b.n.dir.count() < b.n.cfg.BootstrapPeers {
+			b.retries++
+		} else {
+			b.retries = 0
+		}
 		b.scheduleRetry()
 	}
 }
@@ -182,7 +191,7 @@ func (b *bootstrapActor) round(c *actor.Context) {
 	if b.cache != nil {
 		contacts = b.cache.Contacts(0)
 	}
-	b.todo, b.done, b.connected = nil, false, 0
+	b.todo, b.done, b.connected, b.failed = nil, false, 0, 0
 	for _, ct := range contacts {
 		if ct.ID != b.n.self && b.n.cfg.Policy.Allowed(ct.ID) {
 			b.todo = append(b.todo, ct)
@@ -192,16 +201,18 @@ func (b *bootstrapActor) round(c *actor.Context) {
 	b.next(c)
 }
 
-// scheduleRetry arms the next check: soon (backing off) if we have no peer, else
-// after bootstrapRetryMax.
+// scheduleRetry arms the next round or check: soon (backing off) after a round with
+// failures, else after bootstrapRetryMax.
 func (b *bootstrapActor) scheduleRetry() {
 	if b.retry != nil || b.n.ctx.Err() != nil {
 		return
 	}
 	delay := bootstrapRetryMax
-	if b.n.dir.count() == 0 {
-		delay = min(bootstrapRetryMax, bootstrapRetryMin<<min(b.retries, 16))
-		b.n.log.Warn("bootstrap: no peer connected; trying the contacts again", "in", delay, "round", b.retries+1)
+	if b.retries > 0 {
+		delay = min(bootstrapRetryMax, bootstrapRetryMin<<min(b.retries-1, 16))
+		if b.n.dir.count() == 0 {
+			b.n.log.Warn("bootstrap: no peer connected; trying the contacts again", "in", delay, "round", b.retries+1)
+		}
 	}
 	delay = delay * time.Duration(80+rand.IntN(41)) / 100 // ±20%
 	n, self := b.n, b.self
