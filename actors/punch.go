@@ -527,19 +527,22 @@ func (n *node) dialPunched(ctx context.Context, first []netip.AddrPort, confirme
 			results <- result{ap, conn, err}
 		}()
 	}
+	last := errors.New("no punch packet of the peer's came in")
 	// finish waits for the dials still running, closing what they connect.
 	finish := func() {
 		cancel()
 		for range dialing {
-			if r := <-results; r.conn != nil {
+			switch r := <-results; {
+			case r.conn != nil:
 				r.conn.Close()
+			case r.err != nil:
+				last = r.err
 			}
 		}
 	}
 	for _, ap := range first {
 		dial(ap)
 	}
-	last := errors.New("no punch packet of the peer's came in")
 	for {
 		select {
 		case r := <-results:
