@@ -18,6 +18,7 @@ import (
 // hard-coded contacts). At start it dials the cache's contacts
 // (hard-coded first, then learned ones by rank), BootstrapParallel at a time, until
 // BootstrapPeers peers are connected or every contact was tried: Crust's bootstrap.
+// Rounds are retried for the contacts that failed (see bootstrapRetryMin).
 // Afterwards it records how direct connections went, learns contacts heard of, and
 // saves the cache a moment after each change (SaveDelay), so a burst of changes costs
 // one write.
