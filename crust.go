@@ -243,7 +243,13 @@ func listenBeacons(cfg Config, id NodeID) ([]*beacon.Conn, error) {
 		if len(group.addrs) == 0 {
 			continue
 		}
-		c, err := beacon.Listen(context.Background(), beacon.Config{ID: id, Port: cfg.BeaconPort, ListenAddr: group.listen, Addrs: group.addrs, Logger: cfg.Log})
+		bc := beacon.Config{ID: id, Port: cfg.BeaconPort, ListenAddr: group.listen, Addrs: group.addrs, Logger: cfg.Log}
+		if _, ok := cfg.Net.(transport.OSNet); !ok {
+			// A virtual network's sockets and interfaces (the OS's need socket options
+			// beacon.Listen sets itself).
+			bc.ListenPacket, bc.Interfaces = cfg.Net.ListenPacket, cfg.Net
+		}
+		c, err := beacon.Listen(context.Background(), bc)
 		if err != nil {
 			for _, o := range out {
 				o.Close()

@@ -20,6 +20,10 @@ const (
 	maxBeaconRepliesPerSecond = 10
 	maxBeaconReportsPerSecond = 20
 	maxBeaconRecent           = 1024
+	// maxBeaconBacklog bounds the nodes heard beyond the report rate that wait for
+	// the next second's reports (a LAN of many nodes starting together); past it,
+	// heard nodes are dropped until their next announcement.
+	maxBeaconBacklog = 256
 )
 
 // beaconActor runs LAN discovery on a beacon.Conn: it queries at start, announces
@@ -30,15 +34,21 @@ type beaconActor struct {
 	conns      []*beacon.Conn // IPv4 broadcast, IPv6 multicast
 	supervisor *actor.PID
 	self       beacon.Packet // our ID and ports; Type set per send
+	pid        *actor.PID
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	announce   *actor.SendRepeater
-	window     time.Time                     // start of the current rate window (one second)
-	replies    int                           // replies sent in it
-	reports    int                           // nodes reported in it
-	refused    int                           // packets not acted on for the rate limits, since the last log
-	recent     map[identity.NodeID]time.Time // nodes reported lately, and when
+	window     time.Time                       // start of the current rate window (one second)
+	replies    int                             // replies sent in it
+	reports    int                             // nodes reported in it
+	refused    int                             // packets not acted on for the rate limits, since the last log
+	recent     map[identity.NodeID]time.Time   // nodes reported lately, and when
+	backlog    map[identity.NodeID]beaconHeard // heard beyond the report rate, to report next
+	drain      *time.Timer                     // reports the backlog when the window ends
 }
+
+// beaconDrain reports the backlog once the rate window has moved on.
+type beaconDrain struct{}
 
 func newBeaconActor(n *node, conns []*beacon.Conn, supervisor *actor.PID, tcpPort, quicPort uint16) actor.Producer {
 	return func() actor.Receiver {
@@ -53,6 +63,7 @@ func (b *beaconActor) Receive(c *actor.Context) {
 		var ctx context.Context
 		ctx, b.cancel = context.WithCancel(b.n.ctx)
 		pid, engine := c.PID(), c.Engine()
+		b.pid = pid
 		for _, conn := range b.conns {
 			b.wg.Add(1)
 			go func() {
@@ -72,6 +83,9 @@ func (b *beaconActor) Receive(c *actor.Context) {
 		if b.announce != nil {
 			b.announce.Stop()
 		}
+		if b.drain != nil {
+			b.drain.Stop()
+		}
 		if b.cancel != nil {
 			b.cancel()
 		}
@@ -83,7 +97,45 @@ func (b *beaconActor) Receive(c *actor.Context) {
 		b.send(beacon.Announce)
 	case beaconHeard:
 		b.heard(c, msg)
+	case beaconDrain:
+		b.drain = nil
+		now := b.n.clock.Now()
+		b.roll(now)
+		for id, m := range b.backlog {
+			if b.reports >= maxBeaconReportsPerSecond {
+				break
+			}
+			delete(b.backlog, id)
+			b.report(c, m, now)
+		}
+		b.armDrain(now)
 	}
+}
+
+// roll starts a new rate window if a second has passed, logging what the last one
+// refused.
+func (b *beaconActor) roll(now time.Time) {
+	if now.Sub(b.window) < time.Second {
+		return
+	}
+	if b.refused > 0 {
+		b.n.log.Warn("beacon packets beyond the rate limits were not acted on", "count", b.refused,
+			"replies_per_second", maxBeaconRepliesPerSecond, "reports_per_second", maxBeaconReportsPerSecond)
+	}
+	b.window, b.replies, b.reports, b.refused = now, 0, 0, 0
+}
+
+// armDrain schedules reporting the backlog at the end of the current window.
+func (b *beaconActor) armDrain(now time.Time) {
+	if b.drain != nil || len(b.backlog) == 0 {
+		return
+	}
+	n, self := b.n, b.pid
+	b.drain = time.AfterFunc(b.window.Add(time.Second).Sub(now), func() {
+		if n.ctx.Err() == nil {
+			n.engine.Send(self, beaconDrain{})
+		}
+	})
 }
 
 func (b *beaconActor) send(t beacon.Type) {
@@ -99,13 +151,7 @@ func (b *beaconActor) send(t beacon.Type) {
 func (b *beaconActor) heard(c *actor.Context, m beaconHeard) {
 	p := m.packet
 	now := b.n.clock.Now()
-	if now.Sub(b.window) >= time.Second {
-		if b.refused > 0 {
-			b.n.log.Warn("beacon packets beyond the rate limits were not acted on", "count", b.refused,
-				"replies_per_second", maxBeaconRepliesPerSecond, "reports_per_second", maxBeaconReportsPerSecond)
-		}
-		b.window, b.replies, b.reports, b.refused = now, 0, 0, 0
-	}
+	b.roll(now)
 	b.report(c, m, now)
 	if p.Type != beacon.Query {
 		return
@@ -121,14 +167,23 @@ func (b *beaconActor) heard(c *actor.Context, m beaconHeard) {
 }
 
 // report tells the Supervisor about the node behind m, unless it was reported within
-// the last AnnounceInterval or the report rate is used up.
+// the last AnnounceInterval. Beyond the report rate the node waits in the backlog
+// for the next window (or, the backlog full, is dropped until it announces again).
 func (b *beaconActor) report(c *actor.Context, m beaconHeard, now time.Time) {
 	p := m.packet
 	if at, ok := b.recent[p.ID]; ok && now.Sub(at) < b.n.cfg.AnnounceInterval {
 		return
 	}
 	if b.reports >= maxBeaconReportsPerSecond {
-		b.refused++
+		if _, queued := b.backlog[p.ID]; !queued && len(b.backlog) >= maxBeaconBacklog {
+			b.refused++
+			return
+		}
+		if b.backlog == nil {
+			b.backlog = make(map[identity.NodeID]beaconHeard)
+		}
+		b.backlog[p.ID] = m
+		b.armDrain(now)
 		return
 	}
 	if b.recent == nil || len(b.recent) >= maxBeaconRecent {

@@ -2,11 +2,13 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -43,6 +45,9 @@ type Scale struct {
 	StepTimeout time.Duration
 	// Log receives progress lines. Default: none.
 	Log io.Writer
+	// Beacons runs the LAN beacon on every host behind a router (NAT or firewall):
+	// hosts of a LAN find each other and connect, as crust nodes do.
+	Beacons bool
 	// AfterConnects, if set, is called once every connect has ended and before the
 	// message exchange, while every node is still up (e.g. to take a heap profile).
 	AfterConnects func()
@@ -70,12 +75,19 @@ type ScaleReport struct {
 	Took   []time.Duration
 	// Sent and Received count the messages of the final exchange.
 	Sent, Received int64
+	// LANPairs is how many pairs of hosts share a LAN behind a router, LANLinked
+	// how many of them ended connected (with Beacons, all should).
+	LANPairs, LANLinked int
 	// Duplicates lists pairs with more than one connection at the end (the
 	// one-connection-per-pair rule broken); Checked is how many pairs were checked.
 	Duplicates []string
 	Checked    int
 	// Failures are the first connects that failed, with their errors.
 	Failures []string
+	// Causes counts failed connects by kind of pair and the last step's error with
+	// addresses, IDs and numbers blanked ("symmetric → port-restricted: quic-punch:
+	// timed out after #s: …"), to see which failures dominate.
+	Causes map[string]int
 	// Net is the virtual network's packet counts at the end.
 	Net vnet.Stats
 }
@@ -128,7 +140,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	s.defaults()
 	begin := time.Now()
 	rng := rand.New(rand.NewPCG(s.Seed, 0x5ca1e))
-	rep := &ScaleReport{ByPair: map[string]*PairCount{}, ByStep: map[string]int{}}
+	rep := &ScaleReport{ByPair: map[string]*PairCount{}, ByStep: map[string]int{}, Causes: map[string]int{}}
 	w, err := newWorld(vnet.Config{Seed: s.Seed, QueueLen: 256}, vnet.Link{Latency: time.Millisecond},
 		s.Protocols, s.StepTimeout, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -158,7 +170,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		svc, err := w.start(h, h.Addr().String(), nil)
+		svc, err := w.start(h, h.Addr().String(), nil, false)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +203,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				svc, err := w.start(h, h.Addr().String(), boot)
+				svc, err := w.start(h, h.Addr().String(), boot, s.Beacons && kind.NAT != nil)
 				if err == nil {
 					rctx, cancel := context.WithTimeout(ctx, time.Minute)
 					err = ready(rctx, svc, bootIDs...)
@@ -270,14 +282,30 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			pc.OK++
 			rep.ByStep[at.kind]++
 			rep.Took = append(rep.Took, at.took)
-		} else if len(rep.Failures) < 10 {
-			rep.Failures = append(rep.Failures, fmt.Sprintf("%s (%s → %s): %v", key, at.a.svc.ID().Short(), at.b.svc.ID().Short(), at.err))
+		} else {
+			rep.Causes[key+": "+cause(at.err)]++
+			if len(rep.Failures) < 10 {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("%s (%s → %s): %v", key, at.a.svc.ID().Short(), at.b.svc.ID().Short(), at.err))
+			}
 		}
 	}
 	slices.Sort(rep.Took)
 	fmt.Fprintf(s.Log, "sim: %d connects in %v\n", len(attempts), rep.Connect.Round(time.Millisecond))
 	if s.AfterConnects != nil {
 		s.AfterConnects()
+	}
+
+	// With beacons, every two hosts of a LAN end up connected: wait for that (a LAN
+	// of 50 hears 49 nodes at once, reported 20 a second), up to lanWait.
+	if s.Beacons {
+		rep.LANPairs, rep.LANLinked = lanLinks(nodes)
+		deadline := time.Now().Add(lanWait)
+		tick := time.NewTicker(50 * time.Millisecond)
+		for rep.LANLinked < rep.LANPairs && time.Now().Before(deadline) {
+			<-tick.C
+			rep.LANPairs, rep.LANLinked = lanLinks(nodes)
+		}
+		tick.Stop()
 	}
 
 	// One message over every connection, then the one-connection check.
@@ -369,10 +397,80 @@ func (r *ScaleReport) String() string {
 		fmt.Fprintf(&b, "connect time: p50 %v, p90 %v, p99 %v, max %v\n", r.Took[n/2].Round(time.Millisecond),
 			r.Took[n*9/10].Round(time.Millisecond), r.Took[n*99/100].Round(time.Millisecond), r.Took[n-1].Round(time.Millisecond))
 	}
+	fmt.Fprintf(&b, "same LAN: %d of %d pairs connected\n", r.LANLinked, r.LANPairs)
 	fmt.Fprintf(&b, "messages: %d sent, %d received; one connection per pair: %d checked, %d broken\n", r.Sent, r.Received, r.Checked, len(r.Duplicates))
 	fmt.Fprintf(&b, "network: %d datagrams sent, %d delivered, %d segments; dropped %v\n", r.Net.Sent, r.Net.Delivered, r.Net.SegmentsSent, r.Net.Dropped)
+	causes := make([]string, 0, len(r.Causes))
+	for c := range r.Causes {
+		causes = append(causes, c)
+	}
+	sort.Slice(causes, func(i, j int) bool {
+		if r.Causes[causes[i]] != r.Causes[causes[j]] {
+			return r.Causes[causes[i]] > r.Causes[causes[j]]
+		}
+		return causes[i] < causes[j]
+	})
+	for i, c := range causes {
+		if i == 15 {
+			fmt.Fprintf(&b, "  (%d more causes)\n", len(causes)-i)
+			break
+		}
+		fmt.Fprintf(&b, "cause %5d× %s\n", r.Causes[c], c)
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "failed: %s\n", f)
 	}
 	return b.String()
+}
+
+// Patterns blanked out of an error to make its cause: endpoints, addresses, lists of
+// them, NodeIDs, numbers.
+var (
+	listRE   = regexp.MustCompile(`\[[^\]]*\]`)
+	addrRE   = regexp.MustCompile(`[a-z]+://[0-9.:]+|[0-9]+(\.[0-9]+){3}(:[0-9]+)?`)
+	idRE     = regexp.MustCompile(`\b[a-z2-7]{8}(\b|[a-z2-7]{44}\b)`)
+	numberRE = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+)
+
+// cause is the last ladder step's error with the details that differ from one
+// connect to the next blanked, cut to 140 characters.
+func cause(err error) string {
+	text := err.Error()
+	var le *crust.LadderError
+	if errors.As(err, &le) && len(le.Steps) > 0 {
+		text = le.Steps[len(le.Steps)-1].String()
+	}
+	text = listRE.ReplaceAllString(text, "[…]")
+	text = addrRE.ReplaceAllString(text, "ADDR")
+	text = idRE.ReplaceAllString(text, "ID")
+	text = numberRE.ReplaceAllString(text, "#")
+	if len(text) > 140 {
+		text = text[:140] + "…"
+	}
+	return text
+}
+
+// lanWait bounds the wait for the beacon to connect every two hosts of each LAN.
+const lanWait = 20 * time.Second
+
+// lanLinks counts the pairs of hosts that share a LAN behind a router, and how many
+// of them are connected.
+func lanLinks(nodes []*simNode) (pairs, linked int) {
+	byLAN := map[int][]*simNode{}
+	for _, n := range nodes {
+		if n.kind != "public" {
+			byLAN[n.lan] = append(byLAN[n.lan], n)
+		}
+	}
+	for _, members := range byLAN {
+		for i, a := range members {
+			for _, b := range members[i+1:] {
+				pairs++
+				if peerKind(a.svc, b.svc.ID()) != "" {
+					linked++
+				}
+			}
+		}
+	}
+	return pairs, linked
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// A small scale run: every connect the theory allows succeeds, every message
-// arrives, and every connected pair has exactly one connection.
+// A small scale run: every message arrives, every connected pair has exactly one
+// connection, and the beacon connects every two hosts of a LAN.
 func TestScaleSmall(t *testing.T) {
 	nodes := 60
 	if v, err := strconv.Atoi(os.Getenv("SIM_NODES")); err == nil {
@@ -17,12 +17,15 @@ func TestScaleSmall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := Scale{Nodes: nodes, Seed: 1, Protocols: []string{"quic"}, Log: os.Stderr}.Run(ctx)
+	rep, err := Scale{Nodes: nodes, Seed: 1, Protocols: []string{"quic"}, Beacons: true, Log: os.Stderr}.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", rep)
 	if rep.Received != rep.Sent || len(rep.Duplicates) > 0 {
 		t.Fatalf("messages %d/%d, duplicates %v", rep.Received, rep.Sent, rep.Duplicates)
+	}
+	if rep.LANPairs == 0 || rep.LANLinked != rep.LANPairs {
+		t.Fatalf("the beacon connected %d of %d pairs of hosts that share a LAN", rep.LANLinked, rep.LANPairs)
 	}
 }

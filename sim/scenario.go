@@ -100,7 +100,7 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	r, err := w.start(rh, "R", nil)
+	r, err := w.start(rh, "R", nil, false)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -111,7 +111,7 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 		if err != nil {
 			return Outcome{}, err
 		}
-		s, err := w.start(hosts[0], string(rune('A'+i)), []crust.Contact{r.Contact()})
+		s, err := w.start(hosts[0], string(rune('A'+i)), []crust.Contact{r.Contact()}, false)
 		if err != nil {
 			return Outcome{}, err
 		}

@@ -99,9 +99,15 @@ func (w *world) site(k Kind, wan, lan netip.Addr, n int) ([]*vnet.Host, error) {
 	return hosts, nil
 }
 
-// start starts a node on h, listening on nodePort, that knows contacts.
-func (w *world) start(h *vnet.Host, name string, contacts []crust.Contact) (*crust.Service, error) {
+// start starts a node on h, listening on nodePort, that knows contacts; with beacon,
+// it runs the LAN beacon (broadcast on its LAN; routers do not pass it on).
+func (w *world) start(h *vnet.Host, name string, contacts []crust.Contact, beacon bool) (*crust.Service, error) {
+	var beacons []netip.Addr
+	if beacon {
+		beacons = []netip.Addr{netip.AddrFrom4([4]byte{255, 255, 255, 255})}
+	}
 	s, err := crust.New(crust.Config{
+		BeaconAddrs: beacons,
 		ListenAddrs: []string{netip.AddrPortFrom(h.Addr(), nodePort).String()},
 		Protocols:   w.protocols,
 		StunServers: w.stuns,

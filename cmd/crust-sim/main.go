@@ -5,7 +5,7 @@
 //	                 [-seed 1] [-parallel 8] [-svg FILE]
 //	crust-sim scale  [-nodes 10000] [-bootstrap 3] [-peers 8] [-protocols tcp+quic]
 //	                 [-seed 1] [-parallel 64] [-step 5s]
-//	                 [-cpuprofile FILE] [-memprofile FILE]
+//	                 [-beacons=true] [-cpuprofile FILE] [-memprofile FILE]
 //
 // matrix connects a node behind every kind of site to one behind every other, for
 // each protocol set, prints a table of which ladder step connected them, writes the
@@ -112,6 +112,7 @@ func scale(args []string) (bool, error) {
 	seed := fs.Uint64("seed", 1, "seed of the layout, the NATs' ports and the peer choices")
 	parallel := fs.Int("parallel", 64, "starts and connects in flight at once")
 	step := fs.Duration("step", 5*time.Second, "each ladder step's time limit")
+	beacons := fs.Bool("beacons", true, "run the LAN beacon on hosts behind routers (LAN peers find and connect to each other)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken once every connect is done, to this file")
 	fs.Parse(args)
@@ -142,7 +143,7 @@ func scale(args []string) (bool, error) {
 	rep, err := sim.Scale{
 		Nodes: *nodes, Bootstrap: *boot, Peers: *peers, Protocols: strings.Split(*protocols, "+"),
 		Seed: *seed, Parallel: *parallel, StepTimeout: *step, Log: os.Stderr,
-		AfterConnects: afterConnects,
+		Beacons: *beacons, AfterConnects: afterConnects,
 	}.Run(context.Background())
 	if err != nil {
 		return false, err

@@ -207,6 +207,10 @@ func (n *Network) up(nd node, seg *segment, p packet) {
 // route forwards p, which arrived on seg from one of its nodes: to the node that has
 // the destination address, else out through the segment's router.
 func (n *Network) route(seg *segment, p packet) {
+	if p.proto == protoUDP && isBroadcast(p.src.Addr(), p.dst.Addr()) {
+		n.broadcast(seg, p)
+		return
+	}
 	if nd, ok := seg.nodes[p.dst.Addr()]; ok {
 		n.cross(nd.uplink(), nd, p, nd.receive)
 		return
@@ -216,6 +220,28 @@ func (n *Network) route(seg *segment, p packet) {
 		return
 	}
 	n.drop("internet", p, DropUnroutable)
+}
+
+// isBroadcast reports whether dst is a broadcast address for a sender at src: the
+// limited broadcast 255.255.255.255, or the directed broadcast of src's /24 (every
+// host's network is a /24, as sim.Net reports it).
+func isBroadcast(src, dst netip.Addr) bool {
+	if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	s, d := src.As4(), dst.As4()
+	return d[3] == 255 && s[0] == d[0] && s[1] == d[1] && s[2] == d[2]
+}
+
+// broadcast delivers a copy of datagram p to every other host on seg; routers do not
+// pass it on, so it stays on its LAN (on the internet it reaches the hosts that sit
+// right on it, which the simulator's scenarios do not broadcast from).
+func (n *Network) broadcast(seg *segment, p packet) {
+	for addr, nd := range seg.nodes {
+		if h, ok := nd.(*Host); ok && addr != p.src.Addr() {
+			n.cross(h.uplink(), h, p, h.receive)
+		}
+	}
 }
 
 // deliverInside forwards p, which a router let in, to the node on its LAN that has

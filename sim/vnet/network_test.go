@@ -157,3 +157,31 @@ func TestUnroutableAndClosedPort(t *testing.T) {
 		t.Fatalf("drops %v, want one unroutable and one closed-port", st.Dropped)
 	}
 }
+
+// A broadcast (limited, or directed to the sender's /24) reaches every other host of
+// the sender's LAN that listens on the port, and nothing past the router.
+func TestBroadcastStaysOnTheLAN(t *testing.T) {
+	for _, to := range []string{"255.255.255.255", "192.168.1.255"} {
+		t.Run(to, func(t *testing.T) {
+			n, clk := newTestNet(t, 1)
+			srv := newServers(t, n, stunAddr)
+			r := mustNAT(t, n, natPublic, FullCone())
+			other := mustNAT(t, n, natPublic2, FullCone())
+			sender := listen(t, mustHost(t, r, lanHost), 5483)
+			sibling := listen(t, mustHost(t, r, lanHost2), 5483)
+			deaf := listen(t, mustHost(t, r, netip.MustParseAddr("192.168.1.4")), 6000) // another port
+			away := listen(t, mustHost(t, other, lanHost), 5483)                       // same address, other LAN
+
+			send(t, sender, netip.AddrPortFrom(netip.MustParseAddr(to), 5483), "beacon")
+			clk.RunUntilIdle()
+			if d := mustRecv(t, sibling); string(d.payload) != "beacon" || d.from != sender.local {
+				t.Fatalf("sibling got %q from %v, want \"beacon\" from %v", d.payload, d.from, sender.local)
+			}
+			for name, c := range map[string]*PacketConn{"the sender": sender, "a host on another port": deaf, "a host of another LAN": away, "the internet": srv.conns[stunAddr]} {
+				if d, ok := tryRecv(c); ok {
+					t.Errorf("%s got the broadcast: %q from %v", name, d.payload, d.from)
+				}
+			}
+		})
+	}
+}
