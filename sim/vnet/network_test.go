@@ -170,7 +170,7 @@ func TestBroadcastStaysOnTheLAN(t *testing.T) {
 			sender := listen(t, mustHost(t, r, lanHost), 5483)
 			sibling := listen(t, mustHost(t, r, lanHost2), 5483)
 			deaf := listen(t, mustHost(t, r, netip.MustParseAddr("192.168.1.4")), 6000) // another port
-			away := listen(t, mustHost(t, other, lanHost), 5483)                       // same address, other LAN
+			away := listen(t, mustHost(t, other, lanHost), 5483)                        // same address, other LAN
 
 			send(t, sender, netip.AddrPortFrom(netip.MustParseAddr(to), 5483), "beacon")
 			clk.RunUntilIdle()
