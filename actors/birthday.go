@@ -33,21 +33,26 @@ const (
 	// and no limit).
 	birthdaysPerWindow = 16
 	birthdayWindow     = time.Minute
+	// birthdaysAtOnce bounds the birthday punches running at once. A node that
+	// connects to several peers at its start needs several; one at a time, most
+	// timed out waiting for their turn (the simulator's scale run with LANs: the
+	// window, not this, is what keeps the NAT's ports).
+	birthdaysAtOnce = 4
 )
 
-// birthdayBudget admits birthday punches: one at a time, at most birthdaysPerWindow
-// per birthdayWindow.
+// birthdayBudget admits birthday punches: birthdaysAtOnce at a time, at most
+// birthdaysPerWindow per birthdayWindow.
 type birthdayBudget struct {
-	turn    chan struct{} // held by the running one
+	turn    chan struct{} // a slot held by each running one
 	mu      sync.Mutex
 	started []time.Time // within the window, oldest first
 }
 
 func newBirthdayBudget() *birthdayBudget {
-	return &birthdayBudget{turn: make(chan struct{}, 1)}
+	return &birthdayBudget{turn: make(chan struct{}, birthdaysAtOnce)}
 }
 
-// take waits for the running birthday punch to end, then admits one if the window
+// take waits for a turn (birthdaysAtOnce run at once), then admits one if the window
 // allows it; release ends it. It fails when ctx ends first or the window is spent.
 func (b *birthdayBudget) take(ctx context.Context, now func() time.Time) error {
 	select {

@@ -18,7 +18,9 @@ import (
 // hard-coded contacts). At start it dials the cache's contacts
 // (hard-coded first, then learned ones by rank), BootstrapParallel at a time, until
 // BootstrapPeers peers are connected or every contact was tried: Crust's bootstrap.
-// Rounds are retried for the contacts that failed (see bootstrapRetryMin).
+// Until one hard-coded contact is connected, other peers (the LAN's, from the beacon)
+// do not count as enough. Rounds are retried for the contacts that failed (see
+// bootstrapRetryMin).
 // Afterwards it records how direct connections went, learns contacts heard of, and
 // saves the cache a moment after each change (SaveDelay), so a burst of changes costs
 // one write.
@@ -37,17 +39,19 @@ type bootstrapActor struct {
 	// contacts that failed (down, overloaded, cut off), or a recheck finds us short;
 	// failed counts this round's failed contacts, retries the rounds in a row that
 	// had some, for the backoff.
-	retry   *time.Timer
-	failed  int
-	retries int
+	retry      *time.Timer
+	failed     int
+	hardFailed int // of them hard-coded
+	retries    int
 }
 
-// Bootstrap retry: a round that ends short of BootstrapPeers with contacts that
-// failed is followed by another after bootstrapRetryMin, doubling up to
+// Bootstrap retry: a round that ends with no hard-coded contact connected (one of
+// them having failed), or short of BootstrapPeers with contacts that failed, is
+// followed by another after bootstrapRetryMin, doubling up to
 // bootstrapRetryMax (with jitter, so nodes that failed together do not return
 // together); it dials only the contacts not connected. Otherwise the node rechecks
-// every bootstrapRetryMax that it still has enough peers (a partition may have taken
-// them).
+// every bootstrapRetryMax that it still has enough peers, one of them hard-coded (a
+// partition may have taken them).
 const (
 	bootstrapRetryMin = time.Second
 	bootstrapRetryMax = 30 * time.Second
@@ -93,7 +97,7 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 		b.round(c)
 	case bootstrapRetry:
 		b.retry = nil
-		if b.n.dir.count() >= b.n.cfg.BootstrapPeers {
+		if b.n.dir.count() >= b.n.cfg.BootstrapPeers && b.hardCodedReached() {
 			b.retries = 0
 			b.scheduleRetry()
 			return
@@ -109,6 +113,9 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 			b.todo = nil
 		default:
 			b.failed++
+			if b.hardCoded(msg.id) {
+				b.hardFailed++
+			}
 			b.n.log.Debug("bootstrap: contact failed", "peer", msg.id.Short(), "err", msg.err)
 		}
 		b.next(c)
@@ -150,12 +157,14 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 // connected.
 func (b *bootstrapActor) next(c *actor.Context) {
 	for b.inFlight < b.n.cfg.BootstrapParallel && len(b.todo) > 0 {
-		if b.n.dir.count() >= b.n.cfg.BootstrapPeers {
+		ct := b.todo[0]
+		// Enough peers end the round once one of them is a hard-coded contact: peers
+		// found on the LAN (the beacon) do not join us to the wider network.
+		if b.n.dir.count() >= b.n.cfg.BootstrapPeers && b.hardCodedReached() {
 			b.n.log.Info("bootstrap: enough peers connected", "peers", b.n.dir.count(), "untried", len(b.todo))
 			b.todo = nil
 			break
 		}
-		ct := b.todo[0]
 		b.todo = b.todo[1:]
 		if b.n.dir.connected(ct.ID) {
 			continue
@@ -177,7 +186,7 @@ func (b *bootstrapActor) next(c *actor.Context) {
 	if b.inFlight == 0 && len(b.todo) == 0 && !b.done {
 		b.done = true
 		b.n.log.Info("bootstrap: done", "connected", b.connected, "failed", b.failed, "peers", b.n.dir.count())
-		if b.failed > 0 && b.n.dir.count() < b.n.cfg.BootstrapPeers {
+		if b.hardFailed > 0 && !b.hardCodedReached() || b.failed > 0 && b.n.dir.count() < b.n.cfg.BootstrapPeers {
 			b.retries++
 		} else {
 			b.retries = 0
@@ -186,13 +195,34 @@ func (b *bootstrapActor) next(c *actor.Context) {
 	}
 }
 
+// hardCoded reports whether id is one of the configured contacts.
+func (b *bootstrapActor) hardCoded(id identity.NodeID) bool {
+	return slices.ContainsFunc(b.n.cfg.Contacts, func(c transport.Contact) bool { return c.ID == id })
+}
+
+// hardCodedReached reports whether one of the configured contacts is connected, or
+// there are none (none allowed, or only us).
+func (b *bootstrapActor) hardCodedReached() bool {
+	some := false
+	for _, c := range b.n.cfg.Contacts {
+		if c.ID == b.n.self || !b.n.cfg.Policy.Allowed(c.ID) {
+			continue
+		}
+		if b.n.dir.connected(c.ID) {
+			return true
+		}
+		some = true
+	}
+	return !some
+}
+
 // round starts a round of dials to every contact (the hard-coded ones first).
 func (b *bootstrapActor) round(c *actor.Context) {
 	contacts := b.n.cfg.Contacts
 	if b.cache != nil {
 		contacts = b.cache.Contacts(0)
 	}
-	b.todo, b.done, b.connected, b.failed = nil, false, 0, 0
+	b.todo, b.done, b.connected, b.failed, b.hardFailed = nil, false, 0, 0, 0
 	for _, ct := range contacts {
 		if ct.ID != b.n.self && b.n.cfg.Policy.Allowed(ct.ID) {
 			b.todo = append(b.todo, ct)

@@ -52,22 +52,28 @@ func TestPunchWatch(t *testing.T) {
 	}
 }
 
-// Birthday punches run one at a time, at most birthdaysPerWindow per window.
+// Birthday punches run birthdaysAtOnce at a time, at most birthdaysPerWindow per
+// window.
 func TestBirthdayBudget(t *testing.T) {
 	b := newBirthdayBudget()
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { return now }
 	ctx := context.Background()
-	if err := b.take(ctx, clock); err != nil {
-		t.Fatal(err)
+	for range birthdaysAtOnce {
+		if err := b.take(ctx, clock); err != nil {
+			t.Fatal(err)
+		}
 	}
 	busy, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := b.take(busy, clock); err == nil {
-		t.Fatal("a second birthday punch ran beside the first")
+		t.Fatalf("birthday punch %d ran beside %d others", birthdaysAtOnce+1, birthdaysAtOnce)
+	}
+	for range birthdaysAtOnce - 1 {
+		b.release()
 	}
 	b.release()
-	for i := 1; i < birthdaysPerWindow; i++ {
+	for i := birthdaysAtOnce; i < birthdaysPerWindow; i++ {
 		if err := b.take(ctx, clock); err != nil {
 			t.Fatal(err)
 		}

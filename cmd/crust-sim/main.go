@@ -4,7 +4,7 @@
 //	crust-sim matrix [-protocols tcp,quic,tcp+quic] [-kinds public,full-cone,...]
 //	                 [-seed 1] [-parallel 8] [-svg FILE]
 //	crust-sim scale  [-nodes 10000] [-bootstrap 3] [-peers 8] [-protocols tcp+quic]
-//	                 [-seed 1] [-parallel 64] [-step 5s]
+//	                 [-seed 1] [-parallel 64] [-step 10s]
 //	                 [-beacons=true] [-cpuprofile FILE] [-memprofile FILE]
 //
 // matrix connects a node behind every kind of site to one behind every other, for
@@ -111,7 +111,7 @@ func scale(args []string) (bool, error) {
 	protocols := fs.String("protocols", "tcp+quic", "the nodes' protocols, joined by +")
 	seed := fs.Uint64("seed", 1, "seed of the layout, the NATs' ports and the peer choices")
 	parallel := fs.Int("parallel", 64, "starts and connects in flight at once")
-	step := fs.Duration("step", 5*time.Second, "each ladder step's time limit")
+	step := fs.Duration("step", 10*time.Second, "each ladder step's time limit")
 	beacons := fs.Bool("beacons", true, "run the LAN beacon on hosts behind routers (LAN peers find and connect to each other)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile, taken once every connect is done, to this file")
