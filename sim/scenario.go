@@ -66,6 +66,10 @@ type Pair struct {
 	StepTimeout time.Duration
 	// Log receives the nodes' logs. Default: none.
 	Log *slog.Logger
+	// Trace, if set, is told of every datagram and segment step in the network
+	// (sent, translated, delivered, dropped with the reason), with the network
+	// locked: it must not call into the network.
+	Trace func(vnet.Event)
 }
 
 // The plan of a pair's network (addresses exist only inside the simulation).
@@ -91,7 +95,7 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 	if p.Log == nil {
 		p.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	w, err := newWorld(vnet.Config{Seed: p.Seed, QueueLen: 1024}, vnet.Link{Latency: p.Latency}, p.Protocols, p.StepTimeout, p.Log)
+	w, err := newWorld(vnet.Config{Seed: p.Seed, QueueLen: 1024, Trace: p.Trace}, vnet.Link{Latency: p.Latency}, p.Protocols, p.StepTimeout, p.Log)
 	if err != nil {
 		return Outcome{}, err
 	}
