@@ -89,12 +89,14 @@ test-nat:
 	bash $(TESTBED) reap; \
 	CRUST_TESTBED=1 $(GO) test -count=1 -v -timeout 6m -run . $(TESTFLAGS) $(NATPKGS)
 
-## sim: the simulator: the NAT matrix (table, heatmap in sim-matrix.svg; fails if a cell differs from theory), then the scale run with SIM_NODES nodes
-SIM_NODES ?= 1000
+## sim: the simulator: the NAT matrix (table, heatmap in sim-matrix.svg; fails if a cell differs from theory), then the scale run with SIM_NODES nodes (more crust-sim scale flags in SIM_FLAGS)
+# 300 nodes with beacon LANs take about 2.5 minutes here; 1,000 with -beacons=false about 5.
+SIM_NODES ?= 300
+SIM_FLAGS ?=
 .PHONY: sim
 sim:
 	$(GO) run ./cmd/crust-sim matrix -svg sim-matrix.svg
-	$(GO) run ./cmd/crust-sim scale -nodes $(SIM_NODES)
+	$(GO) run ./cmd/crust-sim scale -nodes $(SIM_NODES) $(SIM_FLAGS)
 
 ## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present)
 bench:
