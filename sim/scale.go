@@ -73,6 +73,9 @@ type ScaleReport struct {
 	// ByPair counts connects by the kinds of the two sites ("port-restricted →
 	// symmetric"), each with how many succeeded; LANs count as "same-lan".
 	ByPair map[string]*PairCount
+	// Possible counts the connects the theory (Possible) says can succeed: between
+	// two kinds of site it allows, or within a LAN; PossibleOK how many of them did.
+	Possible, PossibleOK int
 	// ByStep counts successful connects by the step that made them; Took their times.
 	ByStep map[string]int
 	Took   []time.Duration
@@ -101,7 +104,7 @@ type PairCount struct{ Tried, OK int }
 // simNode is one node of the scale run.
 type simNode struct {
 	svc  *crust.Service
-	kind string
+	kind Kind
 	lan  int
 }
 
@@ -177,7 +180,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, &simNode{svc: svc, kind: "bootstrap", lan: -1})
+		all = append(all, &simNode{svc: svc, kind: Kind{Name: "bootstrap"}, lan: -1})
 		boot = append(boot, svc.Contact())
 		bootIDs = append(bootIDs, svc.ID())
 	}
@@ -201,7 +204,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		}
 		rep.LANs++
 		for _, h := range hosts {
-			n := &simNode{kind: kind.Name, lan: lan}
+			n := &simNode{kind: kind, lan: lan}
 			nodes = append(nodes, n)
 			wg.Go(func() {
 				sem <- struct{}{}
@@ -271,7 +274,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 	wg.Wait()
 	rep.Connect = time.Since(connectStart)
 	for _, at := range attempts {
-		key := at.a.kind + " → " + at.b.kind
+		key := at.a.kind.Name + " → " + at.b.kind.Name
 		if at.a.lan == at.b.lan {
 			key = "same-lan"
 		}
@@ -281,8 +284,15 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 			rep.ByPair[key] = pc
 		}
 		pc.Tried++
+		possible := at.a.lan == at.b.lan || Possible(at.a.kind, at.b.kind, s.Protocols)
+		if possible {
+			rep.Possible++
+		}
 		if at.err == nil {
 			pc.OK++
+			if possible {
+				rep.PossibleOK++
+			}
 			rep.ByStep[at.kind]++
 			rep.Took = append(rep.Took, at.took)
 		} else {
@@ -390,6 +400,7 @@ func (r *ScaleReport) String() string {
 		fmt.Fprintf(&b, "  %-36s %5d/%-5d %5.1f%%\n", k, pc.OK, pc.Tried, 100*float64(pc.OK)/float64(max(pc.Tried, 1)))
 	}
 	fmt.Fprintf(&b, "  %-36s %5d/%-5d %5.1f%%\n", "all", ok, tried, 100*float64(ok)/float64(max(tried, 1)))
+	fmt.Fprintf(&b, "  %-36s %5d/%-5d %5.1f%%\n", "possible in theory", r.PossibleOK, r.Possible, 100*float64(r.PossibleOK)/float64(max(r.Possible, 1)))
 	steps := make([]string, 0, len(r.ByStep))
 	for k, n := range r.ByStep {
 		steps = append(steps, fmt.Sprintf("%s %d", k, n))
@@ -467,7 +478,7 @@ const lanWait = 20 * time.Second
 func lanLinks(nodes []*simNode) (pairs, linked int) {
 	byLAN := map[int][]*simNode{}
 	for _, n := range nodes {
-		if n.kind != "public" {
+		if n.kind.NAT != nil {
 			byLAN[n.lan] = append(byLAN[n.lan], n)
 		}
 	}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// A small scale run: every message arrives, every connected pair has exactly one
-// connection, and the beacon connects every two hosts of a LAN.
+// A small scale run: every connect the theory allows succeeds, every message
+// arrives, every connected pair has exactly one connection, and the beacon connects
+// every two hosts of a LAN.
 func TestScaleSmall(t *testing.T) {
 	nodes := 60
 	if v, err := strconv.Atoi(os.Getenv("SIM_NODES")); err == nil {
@@ -24,6 +25,9 @@ func TestScaleSmall(t *testing.T) {
 	t.Logf("\n%s", rep)
 	if rep.Received != rep.Sent || len(rep.Duplicates) > 0 {
 		t.Fatalf("messages %d/%d, duplicates %v", rep.Received, rep.Sent, rep.Duplicates)
+	}
+	if rep.Possible == 0 || rep.PossibleOK != rep.Possible {
+		t.Errorf("%d of the %d connects the theory allows succeeded", rep.PossibleOK, rep.Possible)
 	}
 	if rep.LANPairs == 0 || rep.LANLinked != rep.LANPairs {
 		t.Fatalf("the beacon connected %d of %d pairs of hosts that share a LAN", rep.LANLinked, rep.LANPairs)
