@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/beacon"
@@ -404,8 +406,17 @@ func (s *Service) upnpConfig() *upnp.Config {
 	if !s.cfg.UPnP {
 		return nil
 	}
-	return &upnp.Config{RootURL: s.cfg.UPnPRootURL, Lease: s.cfg.UPnPLease, Description: "crust " + s.ID().Short(), Log: s.cfg.Log}
+	c := &upnp.Config{RootURL: s.cfg.UPnPRootURL, Lease: s.cfg.UPnPLease, Description: "crust " + s.ID().Short(), Log: s.cfg.Log}
+	if _, ok := s.cfg.Net.(transport.OSNet); !ok {
+		// The gateway is on a virtual network: reach it through Net's streams.
+		c.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: s.cfg.Net.Dial, DisableKeepAlives: true}, Timeout: upnpHTTPTimeout}
+	}
+	return c
 }
+
+// upnpHTTPTimeout bounds one request to a gateway on a virtual network, as the upnp
+// package's own client does on the OS's.
+const upnpHTTPTimeout = 30 * time.Second
 
 // upnpWant lists the IPv4 listen sockets to map: TCP listeners and QUIC's UDP ones.
 func upnpWant(lns []transport.Listener) []upnp.Wanted {
