@@ -65,7 +65,7 @@ type peer struct {
 
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
-	ticker       *actor.SendRepeater
+	ticker       *repeater
 	retired      bool // told the Supervisor we are idle; everything now goes back to it
 }
 
@@ -272,8 +272,7 @@ func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried [
 	p.conns[cs] = struct{}{}
 	cs.start()
 	if p.ticker == nil {
-		t := c.Engine().SendRepeat(c.PID(), keepaliveTick{}, p.n.cfg.KeepaliveInterval)
-		p.ticker = &t
+		p.ticker = sendEvery(c.Engine(), c.PID(), keepaliveTick{}, p.n.cfg.KeepaliveInterval)
 	}
 	if !p.smaller {
 		cs.awaitingAct = p.n.clock.Now()

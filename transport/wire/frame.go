@@ -213,14 +213,14 @@ type Frame struct {
 	Data []byte
 }
 
-// keptBody is the largest control frame body whose buffer a Reader keeps for the next.
+// keptBody is the largest control frame body read into a pooled buffer; larger ones
+// (rare) get their own.
 const keptBody = 1 << 10
 
 // Reader reads frames from a buffered stream. It is not safe for concurrent use.
 type Reader struct {
 	r   *bufReader
 	max int
-	buf []byte
 }
 
 // NewReader returns a Reader that buffers up to size bytes from r and refuses frames
@@ -271,12 +271,12 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 	}
 	var body []byte
 	if n > keptBody {
-		body = make([]byte, n) // a rare large control frame is not kept for the connection's life
+		body = make([]byte, n) // a rare large control frame
 	} else {
-		if cap(fr.buf) < n {
-			fr.buf = make([]byte, keptBody)
-		}
-		body = fr.buf[:n]
+		// Decoding copies what it keeps, so the body's buffer goes back at once.
+		bp := poolFor(keptBody).Get().(*[]byte)
+		defer poolFor(keptBody).Put(bp)
+		body = (*bp)[:n]
 	}
 	if _, err := io.ReadFull(fr.r, body); err != nil {
 		return Frame{}, unexpected(err)
