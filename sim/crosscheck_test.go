@@ -11,12 +11,14 @@ import (
 // kinds the testbed has: iptables MASQUERADE is a port-restricted cone here
 // (endpoint-independent, port-preserving mapping; conntrack filters on address and
 // port), MASQUERADE --random-fully is the symmetric kind, and the firewall router is
-// the firewall kind. Each row names the testbed test that shows the same outcome on
-// real kernel NAT.
+// the firewall kind; the router running miniupnpd is the upnp kind. Each row names
+// the testbed test that shows the same outcome on real kernel NAT.
 func TestCrossCheckWithTestbed(t *testing.T) {
+	public, _ := KindByName("public")
 	cone, _ := KindByName("port-restricted")
 	symmetric, _ := KindByName("symmetric")
 	firewall, _ := KindByName("firewall")
+	upnp, _ := KindByName("upnp")
 	for _, tc := range []struct {
 		testbed   string
 		a, b      Kind
@@ -29,6 +31,7 @@ func TestCrossCheckWithTestbed(t *testing.T) {
 		{"TestHolePunchSymmetric/tcp+quic", symmetric, cone, []string{"tcp", "quic"}, "quic-punch"},
 		{"TestHolePunchBirthday", symmetric, cone, []string{"quic"}, "quic-punch"},
 		{"TestFirewallPunchCrust/IPv4", cone, firewall, []string{"tcp"}, "firewall-punch"},
+		{"TestUPnPWithMiniupnpd", public, upnp, []string{"tcp", "quic"}, "tcp-upnp"},
 	} {
 		t.Run(tc.testbed, func(t *testing.T) {
 			t.Parallel()

@@ -5,9 +5,11 @@
 //
 // Net adapts a vnet host to transport.Net, so the transports open their sockets on
 // the virtual network; STUNServer answers Binding requests there as coturn does in
-// the real testbed (RFC 5780 OTHER-ADDRESS included). A Pair builds one scenario: a
-// rendezvous node and two STUN servers on the internet, node A and node B each
-// behind a Kind of router (or none), and has A connect to B. A Matrix runs a Pair
+// the real testbed (RFC 5780 OTHER-ADDRESS included); an IGD is a UPnP gateway for
+// a router, on its LAN, that crust's UPnP client maps ports on as on miniupnpd. A
+// Pair builds one scenario: a rendezvous node and two STUN servers on the internet,
+// node A and node B each behind a Kind of router (or none, or a home router behind a
+// carrier-grade NAT, or one with a UPnP gateway), and has A connect to B. A Matrix runs a Pair
 // for every ordered pair of Kinds and protocol set and compares each outcome with
 // Possible, the theory of which pairs can connect directly; Result prints it as a
 // table (Table) and a heatmap (SVG).

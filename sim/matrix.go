@@ -104,8 +104,16 @@ func (m Matrix) Run(ctx context.Context) Result {
 
 // Possible is the theory crust is held to: whether a node of kind a can get a
 // direct connection to one of kind b with protocols.
-//   - A public peer can always be reached: directly, or by the NAT'd side's punch,
-//     which reaches the public host's listener as it is.
+//   - A peer whose listen ports anyone can reach, a public host or a node behind a
+//     UPnP gateway that mapped them, can always be reached: directly (tcp-direct;
+//     tcp-upnp or quic-direct to the mapped ports), or by the other side's punch,
+//     which meets the listener as it is.
+//   - Such a node can also reach anyone. crust's ladder has only A dial, so it is
+//     B's open ports that count, not A's; but in the punch steps B sends too, to A's
+//     reflected endpoints. Behind UPnP those are the mapped ports (the listen
+//     sockets' traffic leaves through the mappings, so STUN saw them there), which
+//     let B's packets and SYNs in from any port: A punches as from behind a full
+//     cone, which gets through to any kind (rules below).
 //   - Two endpoint-independent mappings (every NAT here but the symmetric one, and
 //     the firewall, which translates nothing) can always punch: each side's mapping
 //     is the one STUN saw, whatever the filtering (RFC 4787, section 4).
@@ -117,21 +125,50 @@ func (m Matrix) Run(ctx context.Context) Result {
 //     protocol. If it does (port-restricted, firewall), only the birthday punch
 //     finds a port, which crust does for QUIC (128 mappings against 4,096 probes).
 //   - Two endpoint-dependent mappings: no direct connection (nobody knows a port).
+//   - Behind a carrier-grade NAT the two NATs add up: the mapping is
+//     endpoint-independent only if both are (the carrier maps the home router's one
+//     external endpoint), and the filtering is the stricter of the two (each
+//     filters on what the host sent). Port-restricted behind port-restricted is a
+//     port-restricted cone to the peer.
 func Possible(a, b Kind, protocols []string) bool {
-	if a.NAT == nil || b.NAT == nil {
-		return true
-	}
-	eim := func(k Kind) bool { return k.NAT.FirewallOnly || k.NAT.Mapping == vnet.EndpointIndependent }
-	anyPort := func(k Kind) bool { return k.NAT.Filtering != vnet.AddressAndPortDependent }
+	pa, pb := traversalOf(a), traversalOf(b)
 	switch {
-	case eim(a) && eim(b):
+	case pa.open || pb.open:
 		return true
-	case eim(a) && anyPort(a), eim(b) && anyPort(b):
+	case pa.eim && pb.eim:
 		return true
-	case eim(a) || eim(b):
+	case pa.eim && pa.anyPort, pb.eim && pb.anyPort:
+		return true
+	case pa.eim || pb.eim:
 		return slices.Contains(protocols, "quic")
 	}
 	return false
+}
+
+// traversal is what Possible needs to know of a kind.
+type traversal struct {
+	// open: anyone can reach the listen ports (a public host, or ports mapped by
+	// UPnP).
+	open bool
+	// eim: the mapping is endpoint-independent, or there is no translation.
+	eim bool
+	// anyPort: the filtering does not depend on the remote port.
+	anyPort bool
+}
+
+func traversalOf(k Kind) traversal {
+	if k.NAT == nil || k.UPnP {
+		return traversal{open: true, eim: true, anyPort: true}
+	}
+	t := traversal{eim: true, anyPort: true}
+	for _, nat := range []*vnet.NATConfig{k.NAT, k.Carrier} {
+		if nat == nil {
+			continue
+		}
+		t.eim = t.eim && (nat.FirewallOnly || nat.Mapping == vnet.EndpointIndependent)
+		t.anyPort = t.anyPort && nat.Filtering != vnet.AddressAndPortDependent
+	}
+	return t
 }
 
 // Unexpected returns the cells whose outcome differs from Possible's.

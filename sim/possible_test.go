@@ -33,6 +33,16 @@ func TestPossible(t *testing.T) {
 		{"symmetric", "port-restricted", quic, true},
 		{"symmetric", "symmetric", quic, false},
 		{"symmetric", "symmetric", []string{"tcp", "quic"}, false},
+		// A UPnP site's mapped ports let anyone in: it is reached like a public host,
+		// and punches like a full cone (the peer's packets come in on them).
+		{"symmetric", "upnp", tcp, true},
+		{"upnp", "symmetric", tcp, true},
+		{"port-restricted", "symmetric", tcp, false},
+		// Port-restricted behind port-restricted is port-restricted.
+		{"cgnat", "cgnat", tcp, true},
+		{"cgnat", "symmetric", tcp, false},
+		{"symmetric", "cgnat", quic, true},
+		{"cgnat", "full-cone", tcp, true},
 	} {
 		if got := Possible(k(tc.a), k(tc.b), tc.protocols); got != tc.want {
 			t.Errorf("Possible(%s, %s, %v) = %v, want %v", tc.a, tc.b, tc.protocols, got, tc.want)
@@ -73,5 +83,9 @@ func TestMatrixSVG(t *testing.T) {
 	}
 	if !strings.Contains(string(svg), "#e05050") || !strings.Contains(res.Table(), "tcp-punch!") {
 		t.Fatal("the cell that differs from theory is not marked")
+	}
+	direct := Cell{Outcome: Outcome{Kind: "tcp-direct"}, Possible: true}.color()
+	if upnp := (Cell{Outcome: Outcome{Kind: "tcp-upnp"}, Possible: true}).color(); upnp != direct {
+		t.Fatalf("a tcp-upnp cell is %s, a direct one %s: a UPnP mapping is a direct connection", upnp, direct)
 	}
 }

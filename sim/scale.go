@@ -176,7 +176,7 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		svc, err := w.start(h, h.Addr().String(), nil, false)
+		svc, err := w.start(h, h.Addr().String(), nodeOpts{})
 		if err != nil {
 			return nil, err
 		}
@@ -198,21 +198,22 @@ func (s Scale) Run(ctx context.Context) (*ScaleReport, error) {
 		// Site lan's internet address: 100.0.0.0/8 is carrier-grade NAT space,
 		// which crust treats as private; 11.0.0.0/8 stands in for the internet here.
 		wan := netip.AddrFrom4([4]byte{11, byte(lan >> 8), byte(lan), 1})
-		hosts, err := w.site(kind, wan, netip.MustParseAddr("192.168.0.2"), size)
+		st, err := w.site(kind, wan, netip.MustParseAddr("192.168.0.2"), size)
 		if err != nil {
 			return nil, err
 		}
 		rep.LANs++
-		for _, h := range hosts {
+		opts := nodeOpts{contacts: boot, beacon: s.Beacons && kind.NAT != nil, gateway: st.gateway}
+		for _, h := range st.hosts {
 			n := &simNode{kind: kind, lan: lan}
 			nodes = append(nodes, n)
 			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				svc, err := w.start(h, h.Addr().String(), boot, s.Beacons && kind.NAT != nil)
+				svc, err := w.start(h, h.Addr().String(), opts)
 				if err == nil {
 					rctx, cancel := context.WithTimeout(ctx, time.Minute)
-					err = ready(rctx, svc, bootIDs...)
+					err = ready(rctx, svc, kind.UPnP, bootIDs...)
 					cancel()
 				}
 				mu.Lock()

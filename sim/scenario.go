@@ -14,18 +14,26 @@ import (
 )
 
 // Kind is a place a node can sit in the simulation: on the internet (NAT nil) or
-// behind a router of the NAT kind.
+// behind a router of the NAT kind, itself maybe behind a carrier-grade NAT.
 type Kind struct {
 	// Name names the kind in tables: "public", "full-cone", ...
 	Name string
 	// NAT is the router's configuration; nil for a public host.
 	NAT *vnet.NATConfig
+	// Carrier, if set, is a carrier-grade NAT between the router (then the home
+	// router) and the internet: the hosts are behind both (vnet.Network.AddCGNAT).
+	Carrier *vnet.NATConfig
+	// UPnP runs a UPnP gateway (IGD) for the router on its LAN, and the nodes there
+	// map their listen ports on it (crust.Config.UPnP).
+	UPnP bool
 }
 
 func natKind(name string, cfg vnet.NATConfig) Kind { return Kind{Name: name, NAT: &cfg} }
 
 // Kinds are the matrix's kinds: a public host, the classic NATs (RFC 4787 mapping
-// and filtering) and a firewall without NAT.
+// and filtering), a firewall without NAT, a home router with a UPnP gateway (a
+// port-restricted cone whose nodes map their ports), and carrier-grade double NAT (a
+// port-restricted home router behind a port-restricted carrier NAT).
 var Kinds = []Kind{
 	{Name: "public"},
 	natKind("full-cone", vnet.FullCone()),
@@ -33,7 +41,11 @@ var Kinds = []Kind{
 	natKind("port-restricted", vnet.PortRestrictedCone()),
 	natKind("symmetric", vnet.Symmetric()),
 	natKind("firewall", vnet.Firewall()),
+	{Name: "upnp", NAT: ptr(vnet.PortRestrictedCone()), UPnP: true},
+	{Name: "cgnat", NAT: ptr(vnet.PortRestrictedCone()), Carrier: ptr(vnet.PortRestrictedCone())},
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // KindByName returns the kind named name.
 func KindByName(name string) (Kind, bool) {
@@ -104,18 +116,19 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	r, err := w.start(rh, "R", nil, false)
+	r, err := w.start(rh, "R", nodeOpts{})
 	if err != nil {
 		return Outcome{}, err
 	}
 	defer r.Close()
+	kinds := [2]Kind{p.A, p.B}
 	var nodes [2]*crust.Service
-	for i, k := range []Kind{p.A, p.B} {
-		hosts, err := w.site(k, siteAddrs[i], lanAddrs[i], 1)
+	for i, k := range kinds {
+		st, err := w.site(k, siteAddrs[i], lanAddrs[i], 1)
 		if err != nil {
 			return Outcome{}, err
 		}
-		s, err := w.start(hosts[0], string(rune('A'+i)), []crust.Contact{r.Contact()}, false)
+		s, err := w.start(st.hosts[0], string(rune('A'+i)), nodeOpts{contacts: []crust.Contact{r.Contact()}, gateway: st.gateway})
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -123,8 +136,8 @@ func (p Pair) Run(ctx context.Context) (Outcome, error) {
 		nodes[i] = s
 	}
 	a, b := nodes[0], nodes[1]
-	for _, s := range nodes {
-		if err := ready(ctx, s, r.ID()); err != nil {
+	for i, s := range nodes {
+		if err := ready(ctx, s, kinds[i].UPnP, r.ID()); err != nil {
 			return Outcome{}, err
 		}
 	}

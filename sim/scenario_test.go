@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/crust-p2p/crust/sim/vnet"
 )
@@ -37,5 +39,34 @@ func TestPairTrace(t *testing.T) {
 		if !seen[want.kind][want.node] {
 			t.Errorf("no %q event at %s; seen: %v", want.kind, want.node, seen)
 		}
+	}
+}
+
+// Behind a UPnP gateway a node is reached on its mapped ports: TCP by the ladder's
+// tcp-upnp step (from behind any NAT, a symmetric one too), QUIC directly.
+func TestPairUPnP(t *testing.T) {
+	upnp, _ := KindByName("upnp")
+	for _, tc := range []struct {
+		a         string
+		protocols []string
+		want      string
+	}{
+		{"public", []string{"tcp"}, "tcp-upnp"},
+		{"symmetric", []string{"tcp"}, "tcp-upnp"},
+		{"cgnat", []string{"quic"}, "quic-direct"},
+	} {
+		t.Run(tc.a+"/"+strings.Join(tc.protocols, "+"), func(t *testing.T) {
+			t.Parallel()
+			a, _ := KindByName(tc.a)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := Pair{A: a, B: upnp, Protocols: tc.protocols, Seed: 1}.Run(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Kind != tc.want {
+				t.Fatalf("%s → upnp: kind %q (%v), want %q", tc.a, out.Kind, out.Err, tc.want)
+			}
+		})
 	}
 }

@@ -7,9 +7,10 @@ import (
 )
 
 // SVG draws the matrix as a heatmap, one grid per protocol set: green where A
-// connected to B (darker for a direct connection, lighter for a punched one), grey
-// where theory says no direct connection exists and none was made, red where the
-// outcome differs from theory. Each cell is labelled with the ladder step.
+// connected to B (darker for a direct connection, to a listen port or a UPnP-mapped
+// one, lighter for a punched one), grey where theory says no direct connection
+// exists and none was made, red where the outcome differs from theory. Each cell is
+// labelled with the ladder step.
 func (r Result) SVG() []byte {
 	const (
 		cell   = 92
@@ -43,7 +44,7 @@ func (r Result) SVG() []byte {
 			}
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d">dark green: direct; light green: punched; grey: impossible, as theory says; red: differs from theory</text>`+"\n", gap, total-14)
+	fmt.Fprintf(&b, `<text x="%d" y="%d">dark green: direct (UPnP included); light green: punched; grey: impossible, as theory says; red: differs from theory</text>`+"\n", gap, total-14)
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
 }
@@ -55,7 +56,7 @@ func (c Cell) color() string {
 		return "#e05050"
 	case !c.OK():
 		return "#cccccc"
-	case strings.HasSuffix(c.Kind, "-direct"):
+	case strings.HasSuffix(c.Kind, "-direct"), c.Kind == "tcp-upnp":
 		return "#2e8b57"
 	}
 	return "#90d890"

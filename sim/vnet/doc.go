@@ -23,6 +23,10 @@
 // PortRestrictedCone, Symmetric and Firewall are the classic kinds. A firewall
 // (NATConfig.FirewallOnly) translates nothing and filters like a NAT.
 //
+// A NAT also keeps static port mappings (Router.AddPortMapping), as a UPnP IGD makes
+// them: an external port forwarded to an inside endpoint for a lease, open to anyone
+// whatever the filtering, and the port the endpoint's own traffic leaves through.
+//
 // Every hop of every datagram and stream segment is scheduled on the network's Scheduler. With a
 // VirtualClock, time moves only when the test advances it, and runs with the same
 // seed (Config.Seed, for loss and random ports) and the same calls are identical:
@@ -59,8 +63,9 @@
 // Streams are a model of TCP, not TCP: segments are never lost (Link.Loss applies to
 // datagrams only) and carry no sequence numbers beyond what puts them back in order,
 // there are no windows, no congestion control and no Nagle (each Write is one
-// segment, and receive buffers are unbounded), no TIME_WAIT (Close frees the 4-tuple
-// at once), no keepalives, no urgent data and no MSS. A Dial gives up after six SYN
+// segment, and receive buffers are unbounded), no TIME_WAIT state (Close frees the
+// 4-tuple at once; for TimeWait after a FIN the host only drops the peer's late ACKs
+// and FIN silently), no keepalives, no urgent data and no MSS. A Dial gives up after six SYN
 // retransmissions (127 s) with ETIMEDOUT, or earlier when its ctx ends. A NAT does
 // not answer unsolicited SYNs with ICMP and does not hold them for RFC 5382 REQ-4's
 // six seconds. A NAT gives every mapping its own

@@ -25,3 +25,12 @@ var ErrNotIPv4 = errors.New("vnet: not an IPv4 address")
 
 // ErrBadAddr is returned by WriteTo for an address that is not a *net.UDPAddr.
 var ErrBadAddr = errors.New("vnet: address is not a *net.UDPAddr")
+
+// ErrPortMappingConflict is returned by Router.AddPortMapping for an external port
+// that another inside endpoint holds, by a port mapping or a dynamic mapping (UPnP's
+// error 718, ConflictInMappingEntry).
+var ErrPortMappingConflict = errors.New("vnet: external port mapped to another endpoint")
+
+// ErrNoPortMapping is returned by Router.DeletePortMapping for an external port with
+// no live port mapping (UPnP's error 714, NoSuchEntryInArray).
+var ErrNoPortMapping = errors.New("vnet: no such port mapping")

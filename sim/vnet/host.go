@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 )
 
 // The range ListenPacket(0), Listen(0) and Dial pick ports from: IANA's dynamic
@@ -30,6 +31,11 @@ type Host struct {
 	listeners map[uint16]*Listener
 	streams   map[streamKey]*StreamConn
 	tcpPorts  map[uint16]*tcpPortUse
+	// timeWait holds the 4-tuples of connections closed with a FIN, until when the
+	// peer's ACKs and FIN on them are dropped silently (TimeWait); timeWaitSweep is
+	// the size at which expired entries are removed.
+	timeWait      map[streamKey]time.Time
+	timeWaitSweep int
 }
 
 var _ node = (*Host)(nil)

@@ -122,6 +122,11 @@ type Router struct {
 	nextPort   int              // Sequential's counter
 	lastSweep  time.Time        // when sweep last ran from newMapping
 	inUse      map[protocol]int // external ports held, by protocol
+
+	// Static port mappings (portmap.go), also in byExternal: by external port, and
+	// the one each inside endpoint's outbound traffic leaves through.
+	statics   map[externalKey]*mapping
+	staticOut map[mappingKey]*mapping
 }
 
 // sweepInterval is how often, in scheduler time, making a mapping also removes the
@@ -144,8 +149,11 @@ type mapping struct {
 	sentTo     map[netip.AddrPort]struct{}
 	sentToAddr map[netip.Addr]struct{}
 	// flows tracks the TCP connections through a TCP mapping by remote endpoint
-	// (tcpnat.go); nil for UDP.
+	// (tcpnat.go); nil for UDP and for static mappings.
 	flows map[netip.AddrPort]*tcpFlow
+	// static marks a port mapping (AddPortMapping): it lets anyone in, its key has
+	// no remote, and it lives until its lease ends (expires), whatever the traffic.
+	static bool
 }
 
 // mappingKey finds the mapping an outbound datagram uses: the protocol, the inside
@@ -173,6 +181,8 @@ func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router 
 		byExternal: map[externalKey]*mapping{},
 		inUse:      map[protocol]int{},
 		nextPort:   firstNATPort,
+		statics:    map[externalKey]*mapping{},
+		staticOut:  map[mappingKey]*mapping{},
 	}
 	r.lan = newSegment(r)
 	return r
@@ -180,6 +190,9 @@ func newRouter(n *Network, seg *segment, wan netip.Addr, cfg NATConfig) *Router 
 
 // Addr returns the router's WAN address: public if it sits on the internet.
 func (r *Router) Addr() netip.Addr { return r.wan }
+
+// Network returns the network the router is part of.
+func (r *Router) Network() *Network { return r.net }
 
 // Config returns the router's configuration, with defaults filled in.
 func (r *Router) Config() NATConfig { return r.cfg }
@@ -216,7 +229,8 @@ func (r *Router) AddNAT(addr netip.Addr, cfg NATConfig) (*Router, error) {
 	return r.net.addRouter(r.lan, addr, cfg)
 }
 
-// Mappings reports how many live mappings, UDP and TCP, the router holds.
+// Mappings reports how many live dynamic mappings, UDP and TCP, the router holds
+// (PortMappings lists the static ones).
 func (r *Router) Mappings() int {
 	r.net.mu.Lock()
 	defer r.net.mu.Unlock()
@@ -240,9 +254,16 @@ func (r *Router) uplink() Link { return r.link }
 // firewall, an inside address).
 func (r *Router) receive(p packet) { r.inbound(p) }
 
-// outbound takes a datagram from the LAN to outside: find or make its mapping,
-// translate the source, and send it on (or back in, when hairpinning).
+// outbound takes a datagram from the LAN to outside: find its source's port mapping,
+// else find or make its mapping, translate the source, and send it on (or back in,
+// when hairpinning).
 func (r *Router) outbound(p packet) {
+	if m := r.staticFor(p); m != nil {
+		p.src = m.external
+		r.net.trace(EventOutbound, r.String(), p, "")
+		r.leave(p)
+		return
+	}
 	now := r.net.clock.Now()
 	key := r.keyFor(p)
 	m := r.mappings[key]
@@ -270,7 +291,12 @@ func (r *Router) outbound(p packet) {
 	}
 	p.src = m.external
 	r.net.trace(EventOutbound, r.String(), p, "")
+	r.leave(p)
+}
 
+// leave sends translated outbound p on its way: out of the WAN side, or back in
+// when it is for the router's own address and the router hairpins.
+func (r *Router) leave(p packet) {
 	if !r.cfg.FirewallOnly && p.dst.Addr() == r.wan {
 		if !r.cfg.Hairpinning {
 			r.net.drop(r.String(), p, DropNoHairpin)
@@ -283,8 +309,9 @@ func (r *Router) outbound(p packet) {
 	r.net.up(r, r.seg, p)
 }
 
-// inbound takes a datagram from outside (or hairpinned): let it in if a live mapping
-// and its filter allow, translating the destination back.
+// inbound takes a datagram from outside (or hairpinned): let it in if a live port
+// mapping is there, or a live mapping whose filter allows, translating the
+// destination back.
 func (r *Router) inbound(p packet) {
 	now := r.net.clock.Now()
 	m := r.byExternal[externalKey{p.proto, p.dst}]
@@ -294,6 +321,12 @@ func (r *Router) inbound(p packet) {
 	}
 	if m == nil {
 		r.refuse(p, DropNoMapping)
+		return
+	}
+	if m.static { // a port mapping forwards whatever comes
+		p.dst = m.internal
+		r.net.trace(EventInbound, r.String(), p, "")
+		r.net.deliverInside(r, p)
 		return
 	}
 	if !r.allows(m, p.src) && !(p.proto == protoTCP && r.awaitsSYN(m, p)) {
@@ -430,7 +463,11 @@ func (r *Router) expired(m *mapping, now time.Time) bool {
 }
 
 func (r *Router) remove(m *mapping) {
-	delete(r.mappings, m.key)
+	if m.static {
+		r.forgetStatic(m)
+	} else if r.mappings[m.key] == m {
+		delete(r.mappings, m.key)
+	}
 	if k := (externalKey{m.key.proto, m.external}); r.byExternal[k] == m {
 		delete(r.byExternal, k)
 		r.inUse[m.key.proto]--
@@ -441,6 +478,11 @@ func (r *Router) remove(m *mapping) {
 // datagram looks them up, or when their port is wanted for a new one.
 func (r *Router) sweep(now time.Time) {
 	for _, m := range r.mappings {
+		if r.expired(m, now) {
+			r.remove(m)
+		}
+	}
+	for _, m := range r.statics {
 		if r.expired(m, now) {
 			r.remove(m)
 		}

@@ -157,6 +157,7 @@ func (n *Network) addHost(seg *segment, addr netip.Addr) (*Host, error) {
 	h := &Host{
 		net: n, addr: addr, seg: seg, sockets: map[uint16]*PacketConn{}, nextEphemeral: firstEphemeral,
 		listeners: map[uint16]*Listener{}, streams: map[streamKey]*StreamConn{}, tcpPorts: map[uint16]*tcpPortUse{},
+		timeWait: map[streamKey]time.Time{}, timeWaitSweep: 64,
 	}
 	n.attach(seg, addr, h)
 	return h, nil

@@ -53,6 +53,14 @@ const (
 	synAckRetries = 5
 )
 
+// TimeWait is how long after closing a connection with a FIN a host still takes the
+// peer's ACKs and FIN on its 4-tuple silently (Linux keeps the socket that long, in
+// FIN_WAIT_2 and then TIME_WAIT). Answering them with an RST, as a 4-tuple without a
+// connection is answered, would be wrong: with the real clock the RST can overtake
+// the connection's last data on its way to the peer, which then loses it (a server
+// that answers and closes at once, as net/http does, lost responses so).
+const TimeWait = 60 * time.Second
+
 // streamKey is a stream connection's 4-tuple on its host: the local port (the address
 // is the host's) and the remote endpoint.
 type streamKey struct {
@@ -88,9 +96,11 @@ const (
 // network's scheduler time, as for PacketConn.
 //
 // Close sends a FIN, or an RST if received data is unread or SetLinger(0) was called
-// (as Linux does), and frees the 4-tuple at once: there is no TIME_WAIT, so the same
-// 4-tuple can be dialled again right away. Segments that arrive for a freed 4-tuple
-// are answered with an RST.
+// (as Linux does), and frees the 4-tuple at once: there is no TIME_WAIT state, so the
+// same 4-tuple can be dialled again right away. Segments that arrive for a freed
+// 4-tuple are answered with an RST, except the peer's ACKs and FIN within TimeWait
+// of a close that sent a FIN: those are dropped, as the socket lingering in FIN_WAIT
+// or TIME_WAIT would take them.
 type StreamConn struct {
 	host   *Host
 	local  netip.AddrPort
@@ -238,6 +248,7 @@ func (h *Host) tcpPortFree(port uint16) bool {
 
 // addStream enters c in the host's tables; h.net.mu is held.
 func (h *Host) addStream(c *StreamConn) {
+	delete(h.timeWait, streamKey{c.local.Port(), c.remote})
 	h.streams[streamKey{c.local.Port(), c.remote}] = c
 	use := h.tcpPorts[c.local.Port()]
 	if use == nil {
@@ -288,6 +299,9 @@ func (h *Host) receiveSegment(p packet) {
 		return
 	}
 	h.net.drop(h.String(), p, DropNoConnection)
+	if h.closedGracefully(streamKey{p.dst.Port(), p.src}) && (p.flags == flagACK || p.flags == flagFIN|flagACK) {
+		return
+	}
 	if p.flags&flagRST == 0 {
 		h.sendSegment(packet{src: p.dst, dst: p.src, proto: protoTCP, flags: flagRST})
 	}
@@ -602,21 +616,27 @@ func (c *StreamConn) SetLinger(sec int) error {
 
 // Close implements net.Conn: it sends a FIN (unless CloseWrite did), or an RST if
 // received data is unread or after SetLinger(0), and frees the 4-tuple at once (no
-// TIME_WAIT). Blocked and later reads and writes fail with net.ErrClosed. Closing
-// twice is harmless.
+// TIME_WAIT state; after a FIN, the peer's ACKs and FIN are dropped for TimeWait).
+// Blocked and later reads and writes fail with net.ErrClosed. Closing twice is
+// harmless.
 func (c *StreamConn) Close() error {
 	c.closeOnce.Do(func() {
 		n := c.host.net
 		n.mu.Lock()
 		c.userClose = true
+		graceful := false
 		if !c.freed && c.state == stateEstablished {
 			if c.linger0 || len(c.rbuf) > 0 {
 				c.send(flagRST, 0, nil)
 			} else {
 				c.sendFIN()
+				graceful = true
 			}
 		}
 		c.free()
+		if graceful {
+			c.host.enterTimeWait(streamKey{c.local.Port(), c.remote})
+		}
 		n.mu.Unlock()
 		close(c.closed)
 		c.readDeadline.set(time.Time{})
@@ -635,4 +655,26 @@ func (c *StreamConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.re
 
 func (c *StreamConn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// enterTimeWait remembers, for TimeWait, that the connection on key was closed with
+// a FIN; h.net.mu is held. Expired entries go when the table has doubled.
+func (h *Host) enterTimeWait(key streamKey) {
+	now := h.net.clock.Now()
+	if len(h.timeWait) >= h.timeWaitSweep {
+		for k, until := range h.timeWait {
+			if !now.Before(until) {
+				delete(h.timeWait, k)
+			}
+		}
+		h.timeWaitSweep = max(2*len(h.timeWait), 64)
+	}
+	h.timeWait[key] = now.Add(TimeWait)
+}
+
+// closedGracefully reports whether the connection on key was closed with a FIN
+// within TimeWait; h.net.mu is held.
+func (h *Host) closedGracefully(key streamKey) bool {
+	until, ok := h.timeWait[key]
+	return ok && h.net.clock.Now().Before(until)
 }

@@ -680,3 +680,49 @@ func TestStreamOrderOnRealClock(t *testing.T) {
 		t.Fatalf("read %d bytes (%v), want the %d written, in order", len(got), err, len(want))
 	}
 }
+
+// TestTimeWait: after a close with a FIN, the peer's FIN (and ACKs) to the freed
+// 4-tuple are dropped without an RST for TimeWait, as a socket in TIME_WAIT takes
+// them; later, or after an RST close, they are answered with an RST.
+func TestTimeWait(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		wait  time.Duration
+		reset bool // the server closes with an RST
+		rst   bool // the server answers the client's FIN with an RST
+	}{
+		{"within", TimeWait - time.Second, false, false},
+		{"after", TimeWait, false, true},
+		{"reset", 0, true, false}, // its RST freed the client's end: no FIN comes
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := NewVirtualClock(VirtualEpoch)
+			rsts := 0
+			n := New(Config{Clock: clk, Trace: func(e Event) {
+				if e.Kind == EventSend && e.Flags == "RST" && e.Src == webAddr {
+					rsts++
+				}
+			}})
+			srv := mustListen(t, mustHost(t, n, webAddr.Addr()), int(webAddr.Port()))
+			c := dialStart(t, mustHost(t, n, outsider), 0, webAddr)
+			clk.RunUntilIdle()
+			s := mustAccept(t, srv)
+			write(t, s, "bye")
+			if tc.reset {
+				s.SetLinger(0)
+			}
+			s.Close()
+			clk.RunUntilIdle()
+			if !tc.reset {
+				expectRead(t, c, "bye", io.EOF)
+			}
+			rstsAtClose := rsts
+			clk.Advance(tc.wait)
+			c.Close()
+			clk.RunUntilIdle()
+			if got := rsts - rstsAtClose; (got > 0) != tc.rst {
+				t.Fatalf("the server sent %d RSTs for the client's FIN, want any: %v", got, tc.rst)
+			}
+		})
+	}
+}
