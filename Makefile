@@ -6,7 +6,9 @@
 #   make demo                    the in-process demo (crust-demo); DEMOFLAGS="-nodes 5"
 #   make test                    go vet, then every test with the race detector
 #   make fuzz FUZZTIME=10s       every fuzz target, each for FUZZTIME
-#   make bench                   benchmarks into bench/new.txt (+ benchstat summary)
+#   make bench                   benchmarks into bench/new.txt (+ benchstat summary), the
+#                                idle-connection memory into bench/memory.txt, crust beside
+#                                go-libp2p into bench/libp2p.txt
 #   make test-nat                as root: the real-NAT tests in network namespaces
 #                                (sim/testbed; installs its Debian packages)
 
@@ -98,10 +100,12 @@ sim:
 	$(GO) run ./cmd/crust-sim matrix -svg sim-matrix.svg
 	$(GO) run ./cmd/crust-sim scale -nodes $(SIM_NODES) $(SIM_FLAGS)
 
-## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present)
+## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present); idle-connection memory once into bench/memory.txt; crust beside go-libp2p (bench/libp2p, a module of its own) BENCHCOUNT times into bench/libp2p.txt
 bench:
 	@mkdir -p bench
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) $(PKGS) | tee bench/new.txt
+	$(GO) test -run='^$$' -bench=. -skip='IdleConnections' -benchmem -count=$(BENCHCOUNT) $(PKGS) | tee bench/new.txt
+	$(GO) test -run='^$$' -bench='IdleConnections' -benchtime=1x -count=1 . | tee bench/memory.txt
+	cd bench/libp2p && $(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) . | tee ../libp2p.txt
 	@if ! grep -q '^Benchmark' bench/new.txt; then \
 		echo "bench: no benchmarks found"; exit 0; \
 	fi; \
