@@ -32,12 +32,15 @@ func poolFor(size int) *sync.Pool {
 // bufReader is a buffered reader that holds a pooled buffer only while bytes wait
 // in it. Peek's slice is valid until the next call, as with bufio.Reader.
 type bufReader struct {
-	rd    io.Reader
-	pool  *sync.Pool
-	size  int
-	buf   *[]byte // nil while empty
-	r, w  int     // buffered bytes are (*buf)[r:w]
-	err   error
+	rd   io.Reader
+	pool *sync.Pool
+	size int
+	buf  *[]byte // nil while empty
+	r, w int     // buffered bytes are (*buf)[r:w]
+	err  error
+	// busy is set while reads fill more than idleRead: a drained buffer is then
+	// kept for the next read, which will most likely fill it again at once.
+	busy  bool
 	small [idleRead]byte
 }
 
@@ -49,9 +52,10 @@ func newBufReader(rd io.Reader, size int) *bufReader {
 // Buffered returns how many bytes can be read without reading from rd.
 func (b *bufReader) Buffered() int { return b.w - b.r }
 
-// release returns the buffer to the pool once it is drained.
+// release returns the buffer to the pool once it is drained, unless reads are busy
+// (then the next small read gives it back: an idle connection still gets a ping).
 func (b *bufReader) release() {
-	if b.buf != nil && b.r == b.w {
+	if b.buf != nil && b.r == b.w && !b.busy {
 		b.pool.Put(b.buf)
 		b.buf, b.r, b.w = nil, 0, 0
 	}
@@ -63,6 +67,7 @@ func (b *bufReader) fill() {
 	if b.buf == nil {
 		for range 100 { // as bufio: a reader that keeps returning nothing is broken
 			n, err := b.rd.Read(b.small[:min(idleRead, b.size)])
+			b.busy = n >= min(idleRead, b.size)
 			if n > 0 {
 				b.buf = b.pool.Get().(*[]byte)
 				b.r, b.w = 0, copy(*b.buf, b.small[:n])
@@ -85,6 +90,7 @@ func (b *bufReader) fill() {
 	}
 	n, err := b.rd.Read(buf[b.w:])
 	b.w += n
+	b.busy = n >= idleRead
 	if err != nil {
 		b.err = err
 	} else if n == 0 {
