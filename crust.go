@@ -39,10 +39,18 @@ type Service struct {
 // (transport.HopsTo opens sockets of its own) when the node runs on it; none on any
 // other Net, such as the simulator's, whose packets must stay in it.
 func hopsTo(net transport.Net) func(context.Context, netip.AddrPort, int) (int, error) {
-	if _, ok := net.(transport.OSNet); ok {
+	if onOS(net) {
 		return transport.HopsTo
 	}
 	return nil
+}
+
+// onOS reports whether net is the operating system's network. Where a part opens
+// sockets of its own (the hop counter, the beacon's shared socket, the UPnP client's
+// HTTP), a virtual Net needs them opened through it instead.
+func onOS(net transport.Net) bool {
+	_, ok := net.(transport.OSNet)
+	return ok
 }
 
 // punchSeen passes a punch packet that arrived to the node (QUICConfig.OnPunch).
@@ -246,7 +254,7 @@ func listenBeacons(cfg Config, id NodeID) ([]*beacon.Conn, error) {
 			continue
 		}
 		bc := beacon.Config{ID: id, Port: cfg.BeaconPort, ListenAddr: group.listen, Addrs: group.addrs, Logger: cfg.Log}
-		if _, ok := cfg.Net.(transport.OSNet); !ok {
+		if !onOS(cfg.Net) {
 			// A virtual network's sockets and interfaces (the OS's need socket options
 			// beacon.Listen sets itself).
 			bc.ListenPacket, bc.Interfaces = cfg.Net.ListenPacket, cfg.Net
@@ -407,7 +415,7 @@ func (s *Service) upnpConfig() *upnp.Config {
 		return nil
 	}
 	c := &upnp.Config{RootURL: s.cfg.UPnPRootURL, Lease: s.cfg.UPnPLease, Description: "crust " + s.ID().Short(), Log: s.cfg.Log}
-	if _, ok := s.cfg.Net.(transport.OSNet); !ok {
+	if !onOS(s.cfg.Net) {
 		// The gateway is on a virtual network: reach it through Net's streams.
 		c.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: s.cfg.Net.Dial, DisableKeepAlives: true}, Timeout: upnpHTTPTimeout}
 	}

@@ -113,7 +113,7 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 			b.todo = nil
 		default:
 			b.failed++
-			if b.hardCoded(msg.id) {
+			if b.n.hardCoded(msg.id) {
 				b.hardFailed++
 			}
 			b.n.log.Debug("bootstrap: contact failed", "peer", msg.id.Short(), "err", msg.err)
@@ -195,9 +195,10 @@ func (b *bootstrapActor) next(c *actor.Context) {
 	}
 }
 
-// hardCoded reports whether id is one of the configured contacts.
-func (b *bootstrapActor) hardCoded(id identity.NodeID) bool {
-	return slices.ContainsFunc(b.n.cfg.Contacts, func(c transport.Contact) bool { return c.ID == id })
+// hardCoded reports whether id is one of the configured contacts (the bootstrap
+// nodes, which the rendezvous also asks first).
+func (n *node) hardCoded(id identity.NodeID) bool {
+	return slices.ContainsFunc(n.cfg.Contacts, func(c transport.Contact) bool { return c.ID == id })
 }
 
 // hardCodedReached reports whether one of the configured contacts is connected, or

@@ -338,7 +338,7 @@ func (r *rendezvousActor) vias(peer identity.NodeID) []identity.NodeID {
 	for _, p := range r.n.dir.Peers() {
 		switch {
 		case p.ID == peer:
-		case slices.ContainsFunc(r.n.cfg.Contacts, func(c transport.Contact) bool { return c.ID == p.ID }):
+		case r.n.hardCoded(p.ID):
 			first = append(first, p.ID)
 		default:
 			rest = append(rest, p.ID)

@@ -485,9 +485,13 @@ func lanLinks(nodes []*simNode) (pairs, linked int) {
 	}
 	for _, members := range byLAN {
 		for i, a := range members {
+			peers := map[crust.NodeID]bool{} // a's peers, listed once, not once per pair
+			for _, p := range a.svc.Peers() {
+				peers[p.ID] = true
+			}
 			for _, b := range members[i+1:] {
 				pairs++
-				if peerKind(a.svc, b.svc.ID()) != "" {
+				if peers[b.svc.ID()] {
 					linked++
 				}
 			}
