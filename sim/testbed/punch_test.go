@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -264,8 +265,8 @@ func TestHolePunchWithLatency(t *testing.T) {
 		p.checkDirect(t, n.NAT3)
 		took = append(took, d)
 		// From A's log: the rendezvous answer, then B connected (kind tcp-punch).
-		answered := logTime(t, p.a.proc.Output(), `msg="punch: peer answered; starting"`, round)
-		connected := logTime(t, p.a.proc.Output(), `msg="peer connected" peer=`+p.b.id+` kind=tcp-punch`, round)
+		answered := logTime(t, p.a.proc, `msg="punch: peer answered; starting"`, round)
+		connected := logTime(t, p.a.proc, `msg="peer connected" peer=`+p.b.id+` kind=tcp-punch`, round)
 		fromRendezvous = append(fromRendezvous, connected.Sub(answered))
 		p.reset(t, n.NAT1, n.NAT3)
 	}
@@ -283,10 +284,16 @@ func TestHolePunchWithLatency(t *testing.T) {
 	}
 }
 
-// logTime returns the time of the nth line (1-based) of a crust-node text log that
-// contains what.
-func logTime(t *testing.T, log, what string, nth int) time.Time {
+// logTime returns the time of the nth line (1-based) of a crust-node's text log that
+// contains what, waiting for the node to write it (the admin API may answer Connect
+// before the node's log line is out).
+func logTime(t *testing.T, proc *testbed.Proc, what string, nth int) time.Time {
 	t.Helper()
+	nthLine := regexp.MustCompile(fmt.Sprintf(`(?s)(?:%s.*?){%d}`, regexp.QuoteMeta(what), nth))
+	if _, err := proc.WaitForMatch(nthLine, 5*time.Second); err != nil {
+		t.Fatalf("no %d. log line with %s: %v", nth, what, err)
+	}
+	log := proc.Output()
 	seen := 0
 	for _, line := range strings.Split(log, "\n") {
 		if !strings.Contains(line, what) {
