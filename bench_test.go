@@ -20,18 +20,22 @@ import (
 // at the receiver. Raw TCP and raw TLS use the same framing (package wire) with one
 // writer and one reader goroutine: the floor crust's actors, queues and events are
 // measured against. Compare with benchstat; the ratio crust/raw-TLS is the figure.
+// The raw readers take each payload as a fresh slice (wire.Reader.ReadFrame), as
+// crust's Events do; rawTLSLent reads with ReadFrameLent, the floor for crust's
+// OnMessage, which lends each payload for the call.
 
 var benchSizes = []struct {
 	name string
 	size int
-}{{"64B", 64}, {"1KiB", 1 << 10}, {"1MiB", 1 << 20}}
+}{{"64B", 64}, {"1KiB", 1 << 10}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}}
 
 func BenchmarkThroughput(b *testing.B) {
 	for _, s := range benchSizes {
 		b.Run("crust/"+s.name, func(b *testing.B) { benchCrust(b, s.size, false) })
 		b.Run("crustHandler/"+s.name, func(b *testing.B) { benchCrust(b, s.size, true) })
-		b.Run("rawTLS/"+s.name, func(b *testing.B) { benchRaw(b, s.size, true) })
-		b.Run("rawTCP/"+s.name, func(b *testing.B) { benchRaw(b, s.size, false) })
+		b.Run("rawTLS/"+s.name, func(b *testing.B) { benchRaw(b, s.size, true, false) })
+		b.Run("rawTLSLent/"+s.name, func(b *testing.B) { benchRaw(b, s.size, true, true) })
+		b.Run("rawTCP/"+s.name, func(b *testing.B) { benchRaw(b, s.size, false, false) })
 	}
 }
 
@@ -47,11 +51,6 @@ func reportRate(b *testing.B, size int, start time.Time) {
 // benchCrust sends over two Services; the receiver counts Message events, or with
 // handler set, calls to Config.OnMessage.
 func benchCrust(b *testing.B, size int, handler bool) { benchCrustWith(b, size, handler, nil) }
-
-// benchCrustProto is benchCrust (events) with only one protocol on.
-func benchCrustProto(b *testing.B, size int, proto string) {
-	benchCrustWith(b, size, false, []string{proto})
-}
 
 func benchCrustWith(b *testing.B, size int, handler bool, protocols []string) {
 	cfg := crust.Config{
@@ -117,7 +116,9 @@ func benchCrustWith(b *testing.B, size int, handler bool, protocols []string) {
 	reportRate(b, size, start)
 }
 
-func benchRaw(b *testing.B, size int, useTLS bool) {
+// benchRaw sends framed messages over raw TCP, or TLS with useTLS; with lend, the
+// receiver reads with ReadFrameLent.
+func benchRaw(b *testing.B, size int, useTLS, lend bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -139,7 +140,7 @@ func benchRaw(b *testing.B, size int, useTLS bool) {
 		if useTLS {
 			r = tls.Server(c, srvCfg)
 		}
-		done <- countFrames(r, b.N)
+		done <- countFrames(r, b.N, lend)
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -179,12 +180,17 @@ func sendFrames(b *testing.B, w io.Writer, size int, done <-chan int) {
 	reportRate(b, size, start)
 }
 
-// countFrames reads up to n frames from r and returns how many it read.
-func countFrames(r io.Reader, n int) int {
+// countFrames reads up to n frames from r and returns how many it read; with lend,
+// with ReadFrameLent.
+func countFrames(r io.Reader, n int, lend bool) int {
 	fr := wire.NewReader(r, 64<<10, wire.DefaultMaxFrameSize)
+	read := fr.ReadFrame
+	if lend {
+		read = fr.ReadFrameLent
+	}
 	got := 0
 	for got < n {
-		if _, err := fr.ReadFrame(); err != nil {
+		if _, err := read(); err != nil {
 			break
 		}
 		got++
@@ -196,8 +202,10 @@ func countFrames(r io.Reader, n int) int {
 // quic-go: one stream, the same framing, the same quic.Config limits.
 func BenchmarkQUIC(b *testing.B) {
 	for _, s := range benchSizes {
-		b.Run("crust/"+s.name, func(b *testing.B) { benchCrustProto(b, s.size, "quic") })
-		b.Run("rawQUIC/"+s.name, func(b *testing.B) { benchRawQUIC(b, s.size) })
+		b.Run("crust/"+s.name, func(b *testing.B) { benchCrustWith(b, s.size, false, []string{"quic"}) })
+		b.Run("crustHandler/"+s.name, func(b *testing.B) { benchCrustWith(b, s.size, true, []string{"quic"}) })
+		b.Run("rawQUIC/"+s.name, func(b *testing.B) { benchRawQUIC(b, s.size, false) })
+		b.Run("rawQUICLent/"+s.name, func(b *testing.B) { benchRawQUIC(b, s.size, true) })
 	}
 }
 
@@ -214,7 +222,9 @@ func benchTLS(b *testing.B) *tls.Config {
 	return cfg
 }
 
-func benchRawQUIC(b *testing.B, size int) {
+// benchRawQUIC sends framed messages over one quic-go stream; with lend, the receiver
+// reads with ReadFrameLent.
+func benchRawQUIC(b *testing.B, size int, lend bool) {
 	srvCfg, cliCfg := benchTLS(b), benchTLS(b)
 	qcfg := &quic.Config{MaxIncomingStreams: 1, MaxIncomingUniStreams: -1, KeepAlivePeriod: 10 * time.Second, MaxIdleTimeout: 30 * time.Second}
 	ln, err := quic.ListenAddr("127.0.0.1:0", srvCfg, qcfg)
@@ -236,7 +246,7 @@ func benchRawQUIC(b *testing.B, size int) {
 			done <- 0
 			return
 		}
-		done <- countFrames(st, b.N)
+		done <- countFrames(st, b.N, lend)
 	}()
 	ctx := context.Background()
 	c, err := quic.DialAddr(ctx, ln.Addr().String(), cliCfg, qcfg)

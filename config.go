@@ -71,7 +71,10 @@ type Config struct {
 	// for different peers, and must return quickly: while it runs that peer is not
 	// read (TCP then slows the sender). A peer's PeerConnected is queued on Events
 	// before its first message reaches OnMessage, and PeerLost after its last. It
-	// must not call Close (Close waits for it).
+	// must not call Close (Close waits for it). Message.Data is lent, not given:
+	// it is valid only until OnMessage returns (the next message is read into the
+	// same buffer), so copy what you keep. That saves an allocation and a copy per
+	// message.
 	// Default: nil, messages arrive as Message events.
 	OnMessage func(Message)
 	// BeaconAddrs are where the LAN beacon broadcasts (UDP): IPv4 broadcast

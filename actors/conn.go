@@ -119,8 +119,7 @@ func (cs *connState) control(m wire.Message) {
 func (cs *connState) readLoop() {
 	defer cs.node.wg.Done()
 	from := cs.conn.PeerID()
-	batch := make([]Event, 0, readBatch)
-	batchBytes := 0
+	batch := newBatch()
 	handler := cs.node.cfg.OnMessage
 	gateOpen := false
 	waitGate := func() bool {
@@ -136,36 +135,41 @@ func (cs *connState) readLoop() {
 		}
 		return true
 	}
-	inHandler := false // stalled is set for a run of handler calls, cleared at flush
+	inHandler := false            // stalled is set for a run of handler calls, cleared at flush
+	handled, handledBytes := 0, 0 // handler calls not yet counted in traffic
 	flush := func() bool {
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		if inHandler {
 			cs.stalled.Store(false)
 			inHandler = false
+			cs.traffic.Load().received(handled, handledBytes)
+			handled, handledBytes = 0, 0
 		}
-		if len(batch) == 0 {
+		if batch.len() == 0 {
 			return true
 		}
 		if !waitGate() {
 			return false
 		}
 		if cs.discard.Load() {
-			clear(batch)
-			batch, batchBytes = batch[:0], 0
+			batch.free()
+			batch = newBatch()
 			return true
 		}
-		cs.traffic.Load().received(len(batch), batchBytes)
+		cs.traffic.Load().received(batch.len(), batch.bytes)
 		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
-		batchBytes = 0
+		batch = newBatch()
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		cs.stalled.Store(false)
-		clear(batch)
-		batch = batch[:0]
 		return ok
 	}
+	read := cs.conn.ReadFrame
+	if handler != nil {
+		read = cs.conn.ReadFrameLent // the handler is done with each payload at return
+	}
 	for {
-		f, err := cs.conn.ReadFrame()
+		f, err := read()
 		if err != nil {
 			flush()
 			cs.send(readerEnded{cs: cs, err: err})
@@ -174,8 +178,7 @@ func (cs *connState) readLoop() {
 		switch m := f.Msg.(type) {
 		case nil:
 			if handler == nil {
-				batch = append(batch, Message{From: from, Data: f.Data})
-				batchBytes += len(f.Data)
+				batch.add(Message{From: from, Data: f.Data})
 				break
 			}
 			if !waitGate() {
@@ -189,7 +192,8 @@ func (cs *connState) readLoop() {
 				cs.stalled.Store(true)
 				inHandler = true
 			}
-			cs.traffic.Load().received(1, len(f.Data))
+			handled++
+			handledBytes += len(f.Data)
 			handler(Message{From: from, Data: f.Data})
 		case wire.Ping:
 			cs.control(wire.Pong(m))
@@ -214,7 +218,7 @@ func (cs *connState) readLoop() {
 			cs.send(readerEnded{cs: cs, err: errProtocol(m)})
 			return
 		}
-		if len(batch) >= readBatch || batchBytes >= readBatchBytes || cs.conn.Buffered() == 0 {
+		if batch.len() >= readBatch || batch.bytes >= readBatchBytes || cs.conn.Buffered() == 0 {
 			if !flush() {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return
@@ -299,20 +303,24 @@ func (cs *connState) write() error {
 // Goodbye or abort is pending.
 func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 	for len(cs.bye) == 0 {
-		batch, chunks := q.pop()
-		if len(batch) == 0 {
-			q.recycle(batch, chunks)
+		o := q.pop()
+		if o.msgs == 0 {
+			q.recycle(o)
 			return nil
 		}
-		size := 0
-		for _, msg := range batch {
-			if err := cs.conn.WriteData(msg); err != nil {
+		for _, seg := range o.segs {
+			var err error
+			if seg.frames != nil {
+				err = cs.conn.WriteFrames(seg.frames)
+			} else {
+				err = cs.conn.WriteData(seg.large)
+			}
+			if err != nil {
 				return err
 			}
-			size += len(msg)
 		}
-		t.sent(len(batch), size)
-		q.recycle(batch, chunks)
+		t.sent(o.msgs, o.bytes)
+		q.recycle(o)
 		select {
 		case <-cs.abort:
 			return errAborted

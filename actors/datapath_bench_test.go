@@ -45,9 +45,9 @@ func BenchmarkDataPath(b *testing.B) {
 			defer close(done)
 			for n := 0; n < b.N; {
 				<-q.ready
-				msgs, chunks := q.pop()
-				n += len(msgs)
-				q.recycle(msgs, chunks)
+				o := q.pop()
+				n += o.msgs
+				q.recycle(o)
 			}
 		}()
 		b.ResetTimer()

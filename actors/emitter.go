@@ -8,12 +8,17 @@ import "sync"
 // are waiting, so a reader goroutine blocks instead and TCP flow control pushes back on
 // the sender. Both share one FIFO, so a peer's PeerConnected comes before its messages
 // and its PeerLost after them.
+//
+// Messages come in batches, which the dispatcher goroutine turns into events: the
+// reader that hands a batch over goes back to reading while another core does the
+// per-message channel sends. Only a short batch into an idle Emitter is sent straight
+// away, which saves the dispatcher's wake-up when messages come one at a time.
 type Emitter struct {
 	out chan Event
 
 	mu      sync.Mutex
-	queue   []Event
-	spare   []Event
+	queue   []queued
+	spare   []queued
 	data    int           // data events queued or being delivered
 	maxData int           // bound on data
 	bytes   int           // payload bytes of the data events queued
@@ -25,6 +30,43 @@ type Emitter struct {
 	exited  chan struct{} // closed when the dispatcher returns
 	closed  bool
 }
+
+// queued is one item of the Emitter's FIFO: a control event, or a batch of messages.
+type queued struct {
+	ev    Event
+	batch *msgBatch
+}
+
+// msgBatch is a reader's run of messages for Emitter.Data, from newBatch.
+type msgBatch struct {
+	msgs  []Message
+	bytes int
+}
+
+// batchPool holds empty batches; readers hand over at most readBatch messages.
+var batchPool = sync.Pool{New: func() any { return &msgBatch{msgs: make([]Message, 0, readBatch)} }}
+
+// newBatch returns an empty batch, reused from earlier ones where possible.
+func newBatch() *msgBatch { return batchPool.Get().(*msgBatch) }
+
+// add appends a message.
+func (b *msgBatch) add(m Message) {
+	b.msgs = append(b.msgs, m)
+	b.bytes += len(m.Data)
+}
+
+// len is the number of messages.
+func (b *msgBatch) len() int { return len(b.msgs) }
+
+// free empties b and returns it to the pool.
+func (b *msgBatch) free() {
+	clear(b.msgs)
+	b.msgs, b.bytes = b.msgs[:0], 0
+	batchPool.Put(b)
+}
+
+// directMax is the longest batch that Data sends on the channel itself.
+const directMax = 4
 
 // NewEmitter returns an Emitter whose channel has capacity buffer and which holds at
 // most maxData data events, and about maxBytes of their payload, beyond it. Call Run
@@ -43,55 +85,69 @@ func NewEmitter(buffer, maxData, maxBytes int) *Emitter {
 // Events is the application's channel. It is closed after Close.
 func (e *Emitter) Events() <-chan Event { return e.out }
 
+// idle reports whether nothing is queued or being delivered, so an event may go
+// straight to the channel without overtaking one. Called with mu held.
+func (e *Emitter) idle() bool { return !e.busy && len(e.queue) == 0 }
+
 // Control queues a control event. It never blocks.
 func (e *Emitter) Control(ev Event) {
 	e.mu.Lock()
-	if !e.closed && len(e.direct([]Event{ev})) > 0 {
-		e.queue = append(e.queue, ev)
+	if !e.closed && !(e.idle() && e.trySend(ev)) {
+		e.queue = append(e.queue, queued{ev: ev})
 	}
 	e.mu.Unlock()
 	e.signal()
 }
 
-// direct hands events straight to the channel while nothing is queued ahead of them
-// and the channel has room, saving the dispatcher's hop; it returns the events that
-// did not fit. Called with mu held; it never blocks.
-func (e *Emitter) direct(evs []Event) []Event {
-	if e.busy || len(e.queue) > 0 {
-		return evs
+// trySend hands ev to the channel if it has room.
+func (e *Emitter) trySend(ev Event) bool {
+	select {
+	case e.out <- ev:
+		return true
+	default:
+		return false
 	}
-	for i, ev := range evs {
-		select {
-		case e.out <- ev:
-		default:
-			return evs[i:]
-		}
-	}
-	return nil
 }
 
-// Data queues data events, waiting while a bound (count or bytes) is reached; one
-// batch may overshoot it. It returns false,
-// dropping evs, if abort is closed or the Emitter is closed first.
-func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
+// Data queues a batch of messages, waiting while a bound (count or bytes) is reached;
+// one batch may overshoot it. It takes b: the caller gets a new one from newBatch. It
+// returns false, dropping b, if abort is closed or the Emitter is closed first.
+func (e *Emitter) Data(b *msgBatch, abort <-chan struct{}) bool {
 	for {
 		e.mu.Lock()
 		if e.closed || isClosed(abort) {
 			// abort is checked under the lock: once the owner has closed it and then
 			// queued a control event (PeerLost), no data can land behind that event.
 			e.mu.Unlock()
+			b.free()
 			return false
 		}
 		if e.data < e.maxData && e.bytes < e.maxByte {
-			if rest := e.direct(evs); len(rest) > 0 {
-				e.queue = append(e.queue, rest...)
-				e.data += len(rest)
-				e.bytes += payloadBytes(rest)
-				e.mu.Unlock()
-				e.signal()
-				return true
+			if e.idle() && b.len() <= directMax {
+				sent := 0
+				for _, m := range b.msgs {
+					if !e.trySend(m) {
+						break
+					}
+					sent++
+				}
+				if sent == b.len() {
+					e.mu.Unlock()
+					b.free()
+					return true
+				}
+				rest := newBatch()
+				for _, m := range b.msgs[sent:] {
+					rest.add(m)
+				}
+				b.free()
+				b = rest
 			}
+			e.queue = append(e.queue, queued{batch: b})
+			e.data += b.len()
+			e.bytes += b.bytes
 			e.mu.Unlock()
+			e.signal()
 			return true
 		}
 		if e.space == nil {
@@ -102,8 +158,10 @@ func (e *Emitter) Data(evs []Event, abort <-chan struct{}) bool {
 		select {
 		case <-space:
 		case <-abort:
+			b.free()
 			return false
 		case <-e.done:
+			b.free()
 			return false
 		}
 	}
@@ -128,40 +186,57 @@ func (e *Emitter) Run() {
 		}
 		for {
 			e.mu.Lock()
-			batch := e.queue
+			items := e.queue
 			e.queue, e.spare = e.spare[:0], nil
-			e.busy = len(batch) > 0
+			e.busy = len(items) > 0
 			e.mu.Unlock()
-			if len(batch) == 0 {
+			if len(items) == 0 {
 				break
 			}
-			delivered, deliveredBytes := 0, 0
-			for _, ev := range batch {
-				select {
-				case e.out <- ev: // the common case, without a full select
-				default:
-					select {
-					case e.out <- ev:
-					case <-e.done:
+			for i, it := range items {
+				if it.batch == nil {
+					if !e.deliver(it.ev) {
+						return
+					}
+					continue
+				}
+				for _, m := range it.batch.msgs {
+					if !e.deliver(m) {
 						return
 					}
 				}
-				if m, ok := ev.(Message); ok {
-					delivered++
-					deliveredBytes += len(m.Data)
+				n, size := it.batch.len(), it.batch.bytes
+				it.batch.free()
+				items[i].batch = nil
+				e.mu.Lock()
+				e.data -= n
+				e.bytes -= size
+				if e.space != nil && e.data < e.maxData && e.bytes < e.maxByte {
+					close(e.space)
+					e.space = nil
 				}
+				e.mu.Unlock()
 			}
-			clear(batch)
+			clear(items)
 			e.mu.Lock()
-			e.spare = batch[:0]
-			e.data -= delivered
-			e.bytes -= deliveredBytes
-			if e.space != nil && e.data < e.maxData && e.bytes < e.maxByte {
-				close(e.space)
-				e.space = nil
-			}
+			e.spare = items[:0]
 			e.mu.Unlock()
 		}
+	}
+}
+
+// deliver sends ev on the channel, waiting for room; false if the Emitter closed.
+func (e *Emitter) deliver(ev Event) bool {
+	select {
+	case e.out <- ev: // the common case, without a full select
+		return true
+	default:
+	}
+	select {
+	case e.out <- ev:
+		return true
+	case <-e.done:
+		return false
 	}
 }
 
@@ -175,16 +250,6 @@ func (e *Emitter) Close() {
 	}
 	e.mu.Unlock()
 	<-e.exited
-}
-
-func payloadBytes(evs []Event) int {
-	n := 0
-	for _, ev := range evs {
-		if m, ok := ev.(Message); ok {
-			n += len(m.Data)
-		}
-	}
-	return n
 }
 
 func isClosed(c <-chan struct{}) bool {

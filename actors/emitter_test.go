@@ -15,13 +15,13 @@ func TestEmitterOrderAndBound(t *testing.T) {
 	defer e.Close()
 	id := identity.NodeID{1}
 	e.Control(PeerConnected{ID: id})
-	if !e.Data([]Event{Message{From: id, Data: []byte{0}}, Message{From: id, Data: []byte{1}}}, nil) {
+	if !e.Data(batchOf(Message{From: id, Data: []byte{0}}, Message{From: id, Data: []byte{1}}), nil) {
 		t.Fatal("first batch refused")
 	}
 	// The bound (2 data events) is reached: a third batch waits until the
 	// application reads (or goes through if the dispatcher already delivered some).
 	blocked := make(chan bool)
-	go func() { blocked <- e.Data([]Event{Message{From: id, Data: []byte{2}}}, nil) }()
+	go func() { blocked <- e.Data(batchOf(Message{From: id, Data: []byte{2}}), nil) }()
 	for i := 0; i < 100; i++ {
 		e.Control(PeerLost{ID: id, Reason: "control never blocks"})
 	}
@@ -58,15 +58,15 @@ func TestEmitterAbortAndClose(t *testing.T) {
 	e := NewEmitter(0, 1, 1<<20)
 	go e.Run()
 	id := identity.NodeID{1}
-	e.Data([]Event{Message{From: id}}, nil)
+	e.Data(batchOf(Message{From: id}), nil)
 	abort := make(chan struct{})
 	res := make(chan bool, 2)
-	go func() { res <- e.Data([]Event{Message{From: id}}, abort) }()
+	go func() { res <- e.Data(batchOf(Message{From: id}), abort) }()
 	close(abort)
 	if <-res {
 		t.Fatal("aborted Data reported success")
 	}
-	go func() { res <- e.Data([]Event{Message{From: id}}, nil) }()
+	go func() { res <- e.Data(batchOf(Message{From: id}), nil) }()
 	e.Close()
 	if <-res {
 		t.Fatal("Data after Close reported success")
@@ -81,12 +81,12 @@ func TestEmitterByteBound(t *testing.T) {
 	go e.Run()
 	defer e.Close()
 	id := identity.NodeID{1}
-	if !e.Data([]Event{Message{From: id, Data: make([]byte, 10)}}, nil) {
+	if !e.Data(batchOf(Message{From: id, Data: make([]byte, 10)}), nil) {
 		t.Fatal("first batch refused")
 	}
 	abort := make(chan struct{})
 	res := make(chan bool, 1)
-	go func() { res <- e.Data([]Event{Message{From: id, Data: make([]byte, 1)}}, abort) }()
+	go func() { res <- e.Data(batchOf(Message{From: id, Data: make([]byte, 1)}), abort) }()
 	select {
 	case <-res:
 		t.Fatal("a batch went in past the byte bound while nothing was read")
@@ -97,4 +97,13 @@ func TestEmitterByteBound(t *testing.T) {
 		t.Fatal("the waiting batch was refused")
 	}
 	close(abort)
+}
+
+// batchOf returns a batch of msgs for Emitter.Data.
+func batchOf(msgs ...Message) *msgBatch {
+	b := newBatch()
+	for _, m := range msgs {
+		b.add(m)
+	}
+	return b
 }

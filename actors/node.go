@@ -59,7 +59,8 @@ type Config struct {
 	MaxPendingBytes int
 	// OnMessage, if set, receives every message instead of the event channel. It is
 	// called on the connection's reader goroutine, in order for each peer, and should
-	// return quickly: while it runs, that peer is not read.
+	// return quickly: while it runs, that peer is not read. Message.Data is lent: it
+	// is valid only until the call returns.
 	OnMessage func(Message)
 	// Beacons, if any, are the LAN discovery sockets (IPv4 broadcast, IPv6
 	// multicast); a Beacon actor runs them. They are closed when the node closes.

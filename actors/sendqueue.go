@@ -2,12 +2,16 @@ package actors
 
 import (
 	"sync"
+
+	"github.com/crust-p2p/crust/transport/wire"
 )
 
-// Small messages (up to arenaMax) are copied back to back into 64 KiB chunks; larger
-// ones get an allocation of their own. Chunks come back through recycle once written
-// and go to a pool shared by all peers, which the garbage collector trims, so an idle
-// peer holds none.
+// Small messages (up to arenaMax) are encoded as whole Data frames, back to back,
+// into 64 KiB chunks, so the writer hands a run of them to the connection in one
+// call without framing or copying each again; larger ones get an allocation of
+// their own and are framed as they are written. Chunks come back through recycle
+// once written and go to a pool shared by all peers, which the garbage collector
+// trims, so an idle peer holds none.
 const (
 	arenaMax  = 16 << 10
 	chunkSize = 64 << 10
@@ -21,9 +25,25 @@ type chunk struct {
 
 var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
 
+// segment is a run of queued messages to write in one call: frames, whole encoded
+// Data frames back to back in a chunk, or one large message not yet framed.
+type segment struct {
+	frames []byte
+	large  []byte
+}
+
+// outgoing is what pop takes from the queue: segments in order, the chunks they
+// point into, and how many messages and payload bytes they carry.
+type outgoing struct {
+	segs   []segment
+	chunks []*chunk
+	msgs   int
+	bytes  int
+}
+
 // sendQueue is a peer's bounded queue of outgoing messages. Many goroutines push (the
 // application's Send); the live connection's writer pops everything at once, so a
-// burst of small messages costs one lock and one flush. It outlives a connection
+// burst of small messages costs one lock and one write. It outlives a connection
 // swap: the next connection's writer drains what the last one left.
 //
 // Send copies the message, so the caller may reuse its buffer; with chunks recycled,
@@ -31,14 +51,12 @@ var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
 type sendQueue struct {
 	maxMsgs, maxBytes int
 
-	mu          sync.Mutex
-	msgs        [][]byte
-	chunks      []*chunk // chunks that msgs point into; the last one is being filled
-	spareMsgs   [][]byte // an emptied msgs slice, from recycle
-	spareChunks []*chunk // an emptied chunks slice, from recycle
-	bytes       int
-	closed      bool
-	space       chan struct{} // closed when pop frees room, if a blocking Send waits
+	mu     sync.Mutex
+	out    outgoing
+	spare  outgoing // emptied slices, from recycle
+	open   bool     // the last segment is frames ending where the last chunk's free space starts
+	closed bool
+	space  chan struct{} // closed when pop frees room, if a blocking Send waits
 
 	ready chan struct{} // cap 1: the queue went non-empty
 }
@@ -52,9 +70,9 @@ func newSendQueue(maxMsgs, maxBytes int) *sendQueue {
 // queue closes (ErrNotConnected). A message larger than maxBytes is admitted into an
 // empty queue, so any message up to the frame limit can be sent.
 func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
-	var own []byte
+	var large []byte
 	if len(msg) > arenaMax {
-		own = append([]byte(nil), msg...) // copied outside the lock
+		large = append([]byte(nil), msg...) // copied outside the lock
 	}
 	for {
 		q.mu.Lock()
@@ -62,13 +80,17 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 			q.mu.Unlock()
 			return ErrNotConnected
 		}
-		if len(q.msgs) < q.maxMsgs && (q.bytes+len(msg) <= q.maxBytes || len(q.msgs) == 0) {
-			if own == nil {
-				own = q.copyIn(msg)
+		o := &q.out
+		if o.msgs < q.maxMsgs && (o.bytes+len(msg) <= q.maxBytes || o.msgs == 0) {
+			if large != nil {
+				o.segs = append(o.segs, segment{large: large})
+				q.open = false
+			} else {
+				q.encode(msg)
 			}
-			q.msgs = append(q.msgs, own)
-			q.bytes += len(msg)
-			wasEmpty := len(q.msgs) == 1
+			o.msgs++
+			o.bytes += len(msg)
+			wasEmpty := o.msgs == 1
 			q.mu.Unlock()
 			if wasEmpty {
 				select {
@@ -95,51 +117,55 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 	}
 }
 
-// copyIn copies a small message into the current chunk, starting a new one when it
-// does not fit. Called with mu held.
-func (q *sendQueue) copyIn(msg []byte) []byte {
-	n := len(q.chunks)
-	if n == 0 || chunkSize-q.chunks[n-1].n < len(msg) {
-		q.chunks = append(q.chunks, chunkPool.Get().(*chunk))
+// encode appends a small message's Data frame to the last chunk, starting a new
+// chunk when it does not fit, and to the open segment, starting a new segment when
+// none is open. Called with mu held.
+func (q *sendQueue) encode(msg []byte) {
+	o := &q.out
+	size := wire.DataFrameSize(len(msg))
+	n := len(o.chunks)
+	if n == 0 || chunkSize-o.chunks[n-1].n < size {
+		o.chunks = append(o.chunks, chunkPool.Get().(*chunk))
 		n++
+		q.open = false
 	}
-	c := q.chunks[n-1]
-	start, end := c.n, c.n+len(msg)
-	copy(c.buf[start:end], msg)
-	c.n = end
-	return c.buf[start:end:end]
+	c := o.chunks[n-1]
+	start := c.n
+	c.n = len(wire.AppendData(c.buf[start:start], msg)) + start
+	if q.open {
+		last := &o.segs[len(o.segs)-1]
+		last.frames = last.frames[:len(last.frames)+c.n-start]
+		return
+	}
+	o.segs = append(o.segs, segment{frames: c.buf[start:c.n]})
+	q.open = true
 }
 
-// pop takes every queued message, and the chunks they point into. The caller writes
-// them, then passes both to recycle.
-func (q *sendQueue) pop() ([][]byte, []*chunk) {
+// pop takes everything queued. The caller writes it, then passes it to recycle.
+func (q *sendQueue) pop() outgoing {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	msgs, chunks := q.msgs, q.chunks
-	q.msgs, q.chunks, q.spareMsgs, q.spareChunks = q.spareMsgs, q.spareChunks, nil, nil
-	q.bytes = 0
+	o := q.out
+	q.out, q.spare, q.open = q.spare, outgoing{}, false
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
-	return msgs, chunks
+	return o
 }
 
-// recycle returns a popped batch for reuse; its messages must no longer be used.
-func (q *sendQueue) recycle(msgs [][]byte, chunks []*chunk) {
-	clear(msgs)
-	for _, c := range chunks {
+// recycle returns a popped batch for reuse; its segments must no longer be used.
+func (q *sendQueue) recycle(o outgoing) {
+	clear(o.segs)
+	for _, c := range o.chunks {
 		c.n = 0
 		chunkPool.Put(c)
 	}
-	clear(chunks)
+	clear(o.chunks)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.spareMsgs == nil {
-		q.spareMsgs = msgs[:0]
-	}
-	if q.spareChunks == nil {
-		q.spareChunks = chunks[:0]
+	if q.spare.segs == nil {
+		q.spare = outgoing{segs: o.segs[:0], chunks: o.chunks[:0]}
 	}
 }
 
@@ -148,7 +174,7 @@ func (q *sendQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.msgs, q.chunks, q.spareMsgs, q.spareChunks, q.bytes = nil, nil, nil, nil, 0
+	q.out, q.spare, q.open = outgoing{}, outgoing{}, false
 	if q.space != nil {
 		close(q.space)
 		q.space = nil

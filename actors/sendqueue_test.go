@@ -3,7 +3,10 @@ package actors
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
+
+	"github.com/crust-p2p/crust/transport/wire"
 )
 
 func TestSendQueueBounds(t *testing.T) {
@@ -31,34 +34,62 @@ func TestSendQueueBounds(t *testing.T) {
 	}
 }
 
-// Messages come out in order with the bytes that went in, even though the caller
-// reuses its buffer and the arena is recycled between batches.
+// Messages come out in order with the bytes that went in, as Data frames, even though
+// the caller reuses its buffer and the arena is recycled between batches; a large
+// message between small ones keeps its place.
 func TestSendQueueCopiesAndRecycles(t *testing.T) {
-	q := newSendQueue(1000, 1<<20)
-	buf := make([]byte, 8)
-	var got [][]byte
+	q := newSendQueue(1000, 4<<20)
+	var want [][]byte
+	var stream bytes.Buffer
+	fw := wire.NewWriter(&stream, 1<<10)
 	for round := range 3 {
 		for i := range 10 {
-			for j := range buf {
-				buf[j] = byte(round*10 + i)
+			size := 8
+			if i == 5 {
+				size = arenaMax + 1 // framed by the writer
 			}
+			if round == 1 && i < 3 {
+				size = 20 << 10 / 3 // three fill most of a chunk: the next starts a new one
+			}
+			buf := bytes.Repeat([]byte{byte(round*10 + i)}, size)
 			if err := q.push(buf, false, nil); err != nil {
 				t.Fatal(err)
 			}
+			want = append(want, bytes.Clone(buf))
+			clear(buf)
 		}
-		msgs, chunks := q.pop()
-		for _, m := range msgs {
-			got = append(got, bytes.Clone(m))
+		o := q.pop()
+		if o.msgs != 10 {
+			t.Fatalf("round %d: popped %d messages", round, o.msgs)
 		}
-		q.recycle(msgs, chunks)
+		for _, seg := range o.segs {
+			var err error
+			if seg.frames != nil {
+				err = fw.WriteFrames(seg.frames)
+			} else {
+				err = fw.WriteData(seg.large)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		q.recycle(o)
 	}
-	if len(got) != 30 {
-		t.Fatalf("got %d messages", len(got))
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
 	}
-	for i, m := range got {
-		if !bytes.Equal(m, bytes.Repeat([]byte{byte(i)}, 8)) {
-			t.Fatalf("message %d = %v", i, m)
+	fr := wire.NewReader(&stream, 1<<10, wire.DefaultMaxFrameSize)
+	for i, w := range want {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
 		}
+		if f.Msg != nil || !bytes.Equal(f.Data, w) {
+			t.Fatalf("frame %d = %v %d bytes, want %d bytes of %d", i, f.Msg, len(f.Data), len(w), w[0])
+		}
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the last frame: %v", err)
 	}
 }
 
@@ -69,8 +100,7 @@ func TestSendQueueBlockingPush(t *testing.T) {
 	}
 	done := make(chan error)
 	go func() { done <- q.push([]byte("b"), true, nil) }()
-	msgs, chunks := q.pop() // makes room: the blocked push goes through
-	q.recycle(msgs, chunks)
+	q.recycle(q.pop()) // makes room: the blocked push goes through
 	if err := <-done; err != nil {
 		t.Fatalf("blocked push: %v", err)
 	}

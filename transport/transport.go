@@ -61,12 +61,18 @@ type Conn interface {
 	HandshakeRTT() time.Duration
 	// ReadFrame returns the next frame: a Data payload or another message.
 	ReadFrame() (wire.Frame, error)
+	// ReadFrameLent is ReadFrame with a Data payload that is valid only until the
+	// next read (wire.Reader.ReadFrameLent).
+	ReadFrameLent() (wire.Frame, error)
 	// Buffered is how many received bytes Read can consume without blocking.
 	Buffered() int
 	// Write buffers one message; Flush sends what is buffered.
 	Write(wire.Message) error
 	// WriteData buffers one Data message carrying payload (the hot path: no boxing).
 	WriteData(payload []byte) error
+	// WriteFrames writes Data frames already encoded by wire.AppendData, back to
+	// back; frames is not kept after the call.
+	WriteFrames(frames []byte) error
 	// Flush sends buffered messages.
 	Flush() error
 	// Close closes the connection at once; data not yet delivered may be lost.

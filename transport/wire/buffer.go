@@ -175,11 +175,7 @@ func (b *bufWriter) Write(p []byte) (int, error) {
 			return total - len(p), b.err
 		}
 		if b.n == 0 && len(p) >= b.size {
-			n, err := b.wr.Write(p)
-			if err == nil && n < len(p) {
-				err = io.ErrShortWrite
-			}
-			b.err = err
+			n, err := b.writeDirect(p)
 			return total - len(p) + n, err
 		}
 		if b.buf == nil {
@@ -193,6 +189,26 @@ func (b *bufWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// writeThrough writes p to the stream at once, after what is buffered.
+func (b *bufWriter) writeThrough(p []byte) error {
+	b.send()
+	if b.err != nil {
+		return b.err
+	}
+	_, err := b.writeDirect(p)
+	return err
+}
+
+// writeDirect writes p to the stream; called with nothing buffered.
+func (b *bufWriter) writeDirect(p []byte) (int, error) {
+	n, err := b.wr.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	b.err = err
+	return n, err
 }
 
 // send writes the waiting bytes and keeps the buffer.

@@ -198,6 +198,39 @@ func (fw *Writer) WriteData(d []byte) error {
 	return err
 }
 
+// writeThroughMin is the smallest run of frames WriteFrames sends without buffering:
+// a full TLS record. Smaller runs are gathered, so that a writer popping a few
+// messages at a time still sends full records.
+const writeThroughMin = 16 << 10
+
+// WriteFrames writes frames already encoded by AppendData, back to back. A long run
+// goes straight to the stream while nothing is buffered, saving a copy; frames is
+// not kept after the call returns.
+func (fw *Writer) WriteFrames(frames []byte) error {
+	if fw.w.Buffered() == 0 && len(frames) >= writeThroughMin {
+		return fw.w.writeThrough(frames)
+	}
+	_, err := fw.w.Write(frames)
+	return err
+}
+
+// DataFrameSize is the encoded size of a Data frame carrying n bytes, length prefix
+// included.
+func DataFrameSize(n int) int {
+	var p [8]byte
+	return HeaderSize + len(dataPrefix(&p, n)) + n
+}
+
+// AppendData appends the Data frame carrying d (length prefix, envelope, payload) to
+// b, as WriteData would write it, and returns the extended slice.
+func AppendData(b, d []byte) []byte {
+	var p [8]byte
+	prefix := dataPrefix(&p, len(d))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(prefix)+len(d)))
+	b = append(b, prefix...)
+	return append(b, d...)
+}
+
 // Flush writes buffered frames to the underlying stream.
 func (fw *Writer) Flush() error { return fw.w.Flush() }
 
@@ -219,8 +252,9 @@ const keptBody = 1 << 10
 
 // Reader reads frames from a buffered stream. It is not safe for concurrent use.
 type Reader struct {
-	r   *bufReader
-	max int
+	r    *bufReader
+	max  int
+	lent int // bytes of a lent payload's frame, still in the buffer until the next call
 }
 
 // NewReader returns a Reader that buffers up to size bytes from r and refuses frames
@@ -232,7 +266,7 @@ func NewReader(r io.Reader, size, maxFrame int) *Reader {
 
 // Buffered returns the number of bytes already received that Read can consume
 // without blocking.
-func (fr *Reader) Buffered() int { return fr.r.Buffered() }
+func (fr *Reader) Buffered() int { return fr.r.Buffered() - fr.lent }
 
 // SetMaxFrameSize changes the limit on the envelope size of the next frames, e.g. a
 // small one for the Hello before the connection is trusted.
@@ -251,7 +285,19 @@ func (fr *Reader) Read() (Message, error) {
 // ReadFrame reads one frame. A Data payload is a fresh slice owned by the caller.
 // Errors are io.EOF (clean end between frames), io.ErrUnexpectedEOF, the stream's
 // error, ErrFrameTooLarge or ErrMalformed; after an error the Reader is unusable.
-func (fr *Reader) ReadFrame() (Frame, error) {
+func (fr *Reader) ReadFrame() (Frame, error) { return fr.readFrame(false) }
+
+// ReadFrameLent is ReadFrame, except that a Data payload that fits in the read buffer
+// is lent, not copied: it is valid only until the next call on the Reader. A reader
+// that is done with each payload before reading the next saves an allocation and a
+// copy per message.
+func (fr *Reader) ReadFrameLent() (Frame, error) { return fr.readFrame(true) }
+
+func (fr *Reader) readFrame(lend bool) (Frame, error) {
+	if fr.lent > 0 {
+		fr.r.Discard(fr.lent) // the buffer may go back to the pool only now
+		fr.lent = 0
+	}
 	hdr, err := fr.r.Peek(HeaderSize)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
@@ -266,7 +312,7 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 	}
 	n := int(size)
 	fr.r.Discard(HeaderSize)
-	if d, ok, err := fr.readData(n); ok || err != nil {
+	if d, ok, err := fr.readData(n, lend); ok || err != nil {
 		return Frame{Data: d}, err
 	}
 	var body []byte
@@ -289,8 +335,9 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 }
 
 // readData decodes a Data frame in the canonical encoding straight into a payload slice
-// of its own. ok is false when the frame is something else.
-func (fr *Reader) readData(n int) ([]byte, bool, error) {
+// of its own, or with lend set, into a slice of the buffer if the frame fits there.
+// ok is false when the frame is something else.
+func (fr *Reader) readData(n int, lend bool) ([]byte, bool, error) {
 	if n < 4 {
 		return nil, false, nil
 	}
@@ -320,6 +367,14 @@ func (fr *Reader) readData(n int) ([]byte, bool, error) {
 	}
 	if hdr+size != n {
 		return nil, true, fmt.Errorf("%w: data of %d bytes in a frame of %d", ErrMalformed, size, n)
+	}
+	if lend && n <= fr.r.size {
+		frame, err := fr.r.Peek(n)
+		if err != nil {
+			return nil, true, unexpected(err)
+		}
+		fr.lent = n
+		return frame[hdr:n:n], true, nil
 	}
 	fr.r.Discard(hdr)
 	payload := make([]byte, size)

@@ -143,6 +143,9 @@ func TestDataSizes(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("frame starts % x, want % x (lengths %d, %d)", got[:min(len(got), 12)], want[:min(len(want), 12)], len(got), len(want))
 			}
+			if app := AppendData([]byte("x"), payload); !bytes.Equal(app[1:], want) || DataFrameSize(tt.size) != len(want) {
+				t.Fatalf("AppendData differs from Writer, or DataFrameSize %d != %d", DataFrameSize(tt.size), len(want))
+			}
 			env, err := EncodeEnvelope(Data(payload))
 			if err != nil || !bytes.Equal(env, want[HeaderSize:]) {
 				t.Fatalf("EncodeEnvelope differs from Writer (err %v)", err)
@@ -456,6 +459,59 @@ func TestReaderOwnership(t *testing.T) {
 	}
 }
 
+// ReadFrameLent lends payloads that fit in the buffer and copies larger ones; a lent
+// payload stays intact until the next call, even when it was the last buffered frame
+// (the drained buffer must not go back to the shared pool while lent), and Buffered
+// does not count it.
+func TestReaderLends(t *testing.T) {
+	const bufSize = 64
+	var msgs []Message
+	for i, size := range []int{1, 20, 0, bufSize - 4 - 4, bufSize, 300, 7} {
+		msgs = append(msgs, Data(bytes.Repeat([]byte{byte('a' + i)}, size)))
+	}
+	msgs = append(msgs, Ping{Seq: 5}, Data("end"))
+	stream := writeFrames(t, 1024, msgs...)
+	// One byte per read, so the buffer drains at the end of every frame.
+	r := NewReader(iotest.OneByteReader(bytes.NewReader(stream)), bufSize, 1024)
+	for i, m := range msgs {
+		f, err := r.ReadFrameLent()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if want, ok := m.(Data); ok {
+			if f.Msg != nil || !bytes.Equal(f.Data, want) {
+				t.Fatalf("frame %d: %T %q, want %d bytes of Data", i, f.Msg, f.Data, len(want))
+			}
+			if r.Buffered() != 0 {
+				t.Fatalf("frame %d: Buffered %d with only the lent frame in the buffer", i, r.Buffered())
+			}
+			for range 4 { // a pooled buffer handed out now would be scribbled on
+				bp := poolFor(bufSize).Get().(*[]byte)
+				for j := range *bp {
+					(*bp)[j] = 'X'
+				}
+				defer poolFor(bufSize).Put(bp)
+			}
+			if !bytes.Equal(f.Data, want) {
+				t.Fatalf("frame %d changed before the next call: %q", i, f.Data)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(f.Msg, m) {
+			t.Fatalf("frame %d: %#v, want %#v", i, f.Msg, m)
+		}
+	}
+	if _, err := r.ReadFrameLent(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want EOF", err)
+	}
+	// A frame cut short while lending is ErrUnexpectedEOF, as with ReadFrame.
+	cut := writeFrames(t, 64, Data("truncated"))
+	r = NewReader(bytes.NewReader(cut[:len(cut)-2]), bufSize, 1024)
+	if _, err := r.ReadFrameLent(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated frame: %v, want ErrUnexpectedEOF", err)
+	}
+}
+
 func TestWriterBuffers(t *testing.T) {
 	var out bytes.Buffer
 	w := NewWriter(&out, 4096)
@@ -474,6 +530,36 @@ func TestWriterBuffers(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), want) || w.Buffered() != 0 {
 		t.Fatalf("after Flush: wrote % x with %d buffered; want % x and 0", out.Bytes(), w.Buffered(), want)
+	}
+}
+
+// WriteFrames keeps the order with frames written before it: buffered ones go first.
+func TestWriterFrames(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out, 4096)
+	long := AppendData(nil, make([]byte, writeThroughMin))
+	if err := w.WriteFrames(long); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != len(long) || w.Buffered() != 0 {
+		t.Fatalf("a long run into an empty buffer: %d bytes written, %d buffered; want %d written through", out.Len(), w.Buffered(), len(long))
+	}
+	out.Reset()
+	frames := AppendData(AppendData(nil, []byte("a")), []byte("b"))
+	if err := w.Write(Ping{Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrames(frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := writeFrames(t, 64, Ping{Seq: 1}, Data("a"), Data("b")); !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("after a buffered Ping: % x, want % x", out.Bytes(), want)
+	}
+	if err := NewWriter(failingWriter{errors.New("boom")}, 64).WriteFrames(long); err == nil {
+		t.Fatal("WriteFrames to a broken stream: no error")
 	}
 }
 
