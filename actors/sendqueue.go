@@ -131,7 +131,7 @@ func (q *sendQueue) encode(msg []byte) {
 	}
 	c := o.chunks[n-1]
 	start := c.n
-	c.n = len(wire.AppendData(c.buf[start:start], msg)) + start
+	c.n += wire.PutData(c.buf[start:], msg)
 	if q.open {
 		last := &o.segs[len(o.segs)-1]
 		last.frames = last.frames[:len(last.frames)+c.n-start]

@@ -224,11 +224,20 @@ func DataFrameSize(n int) int {
 // AppendData appends the Data frame carrying d (length prefix, envelope, payload) to
 // b, as WriteData would write it, and returns the extended slice.
 func AppendData(b, d []byte) []byte {
+	n := len(b)
+	b = append(b, make([]byte, DataFrameSize(len(d)))...)
+	PutData(b[n:], d)
+	return b
+}
+
+// PutData writes the Data frame carrying d at the start of dst, which must have room
+// for DataFrameSize(len(d)) bytes, and returns the frame's size.
+func PutData(dst, d []byte) int {
 	var p [8]byte
 	prefix := dataPrefix(&p, len(d))
-	b = binary.BigEndian.AppendUint32(b, uint32(len(prefix)+len(d)))
-	b = append(b, prefix...)
-	return append(b, d...)
+	binary.BigEndian.PutUint32(dst, uint32(len(prefix)+len(d)))
+	n := HeaderSize + copy(dst[HeaderSize:], prefix)
+	return n + copy(dst[n:], d)
 }
 
 // Flush writes buffered frames to the underlying stream.
