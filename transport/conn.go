@@ -107,14 +107,12 @@ func helloFor(self identity.NodeID, eps []Endpoint, remote net.Addr) *wire.Hello
 }
 
 // expectPeerConfig returns base with the extra check, inside the handshake, that the
-// peer proves want, so a wrong peer gets a TLS alert rather than silence.
+// peer proves want, so a wrong peer gets a TLS alert rather than silence. base comes
+// from identity.TLSConfig.
 func expectPeerConfig(base *tls.Config, want identity.NodeID) *tls.Config {
 	cfg := base.Clone()
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := base.VerifyConnection(cs); err != nil {
-			return err
-		}
-		_, err := identity.ExpectPeer(cs, want)
+		_, err := identity.VerifyConnection(cs, &want)
 		return err
 	}
 	return cfg

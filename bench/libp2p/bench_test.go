@@ -50,7 +50,8 @@ func BenchmarkSetup(b *testing.B) {
 		{"crust-quic", func(b *testing.B) { benchCrustSetup(b, "quic") }},
 		{"libp2p-tcp", func(b *testing.B) { benchLibp2pSetup(b, "tcp") }},
 		{"libp2p-quic", func(b *testing.B) { benchLibp2pSetup(b, "quic") }},
-		{"raw-tls", benchRawTLSSetup},
+		{"raw-tls", func(b *testing.B) { benchRawTLSSetup(b, false) }},
+		{"raw-tls-confirmed", func(b *testing.B) { benchRawTLSSetup(b, true) }},
 	}
 	for _, impl := range impls {
 		b.Run(impl.name, impl.run)

@@ -15,8 +15,11 @@ import (
 // tls.Listen server: the floor under crust-tcp's Connect. Both sides use crust's own
 // TLS configuration (package identity): a self-signed Ed25519 certificate each,
 // client certificate required, no session resumption, so every handshake is a full
-// mutual one.
-func benchRawTLSSetup(b *testing.B) {
+// mutual one. The client's handshake ends before the server has checked the
+// client's certificate; with confirmed set, the client also waits for the byte the
+// server sends once it has: then both ends know they are authenticated, as when
+// crust's Connect returns.
+func benchRawTLSSetup(b *testing.B, confirmed bool) {
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", nodeTLSConfig(b))
 	if err != nil {
 		b.Fatalf("raw TLS listen: %v", err)
@@ -47,18 +50,26 @@ func benchRawTLSSetup(b *testing.B) {
 		if err := c.Handshake(); err != nil {
 			b.Fatalf("raw TLS handshake: %v", err)
 		}
+		if confirmed {
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				b.Fatalf("raw TLS: the server's confirmation: %v", err)
+			}
+		}
 		b.StopTimer()
 		c.Close()
 		b.StartTimer()
 	}
 }
 
-// serveTLS completes the server's handshake (checking the client's certificate) and
-// reads until the client closes.
+// serveTLS completes the server's handshake (checking the client's certificate),
+// sends one byte to say so, and reads until the client closes.
 func serveTLS(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(connectTimeout))
 	if err := c.(*tls.Conn).Handshake(); err != nil {
+		return
+	}
+	if _, err := c.Write([]byte{1}); err != nil {
 		return
 	}
 	io.Copy(io.Discard, c)

@@ -136,6 +136,7 @@ func TestTLSRefusals(t *testing.T) {
 		{"client speaks only TLS 1.2", func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS12, tls.VersionTLS12 }, nil, true, true},
 		{"client has an ECDSA certificate", func(c *tls.Config) { c.Certificates = []tls.Certificate{ecdsaCertificate(t)} }, nil, true, false},
 		{"server has an ECDSA certificate", nil, func(c *tls.Config) { c.Certificates = []tls.Certificate{ecdsaCertificate(t)} }, false, true},
+		{"client proves another key than its certificate's", func(c *tls.Config) { c.Certificates = []tls.Certificate{otherKey(t, peer, node)} }, nil, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +159,18 @@ func TestTLSRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherKey returns cert's certificate paired with key's private key: the handshake
+// signature then does not verify under the certificate's key.
+func otherKey(t testing.TB, cert, key *Identity) tls.Certificate {
+	t.Helper()
+	c, err := cert.Certificate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PrivateKey = key.PrivateKey()
+	return c
 }
 
 func ecdsaCertificate(t testing.TB) tls.Certificate {
@@ -210,11 +223,20 @@ func TestPeerID(t *testing.T) {
 		{"no certificate", nil, NodeID{}, ErrNoCertificate.Error()},
 		{"two certificates", []*x509.Certificate{goodCert, goodCert}, NodeID{}, "2 certificates, want exactly 1"},
 		{"ECDSA key", []*x509.Certificate{parseCert(t, ecdsaCertificate(t).Certificate[0])}, NodeID{}, "want ed25519"},
-		{"signed by another key", []*x509.Certificate{foreignSigned}, NodeID{}, "not self-signed"},
+		// The handshake proves the key; the certificate's signature adds nothing.
+		{"signed by another key", []*x509.Certificate{foreignSigned}, ident.ID(), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := PeerID(tls.ConnectionState{PeerCertificates: tt.certs})
+			// The handshake's check says the same, with or without an expected peer.
+			cs := tls.ConnectionState{PeerCertificates: tt.certs, NegotiatedProtocol: ALPN}
+			want := ident.ID()
+			for _, expect := range []*NodeID{nil, &want} {
+				if vid, verr := VerifyConnection(cs, expect); vid != got || (verr == nil) != (err == nil) {
+					t.Fatalf("VerifyConnection(expect %v) = %s, %v; PeerID %s, %v", expect != nil, vid, verr, got, err)
+				}
+			}
 			if tt.wantErr == "" {
 				if err != nil || got != tt.want {
 					t.Fatalf("PeerID = %s, %v; want %s", got, err, tt.want)
