@@ -453,14 +453,14 @@ func (s *Service) Connect(ctx context.Context, c Contact) error {
 	return s.node.Connect(ctx, c)
 }
 
-// Send queues data for the peer and returns without waiting. Messages to one peer
-// arrive in the order sent, each once, while the connection lives; data is copied.
-// A full queue returns ErrQueueFull (or waits, with Config.SendBlocks).
 // ConnCount returns how many connections to id are open or being opened: the live
 // one, any still closing, and a dial in flight. A diagnostic of the
 // one-connection-per-pair rule, which the simulator checks across a whole network.
 func (s *Service) ConnCount(id NodeID) int { return s.node.ConnCount(id) }
 
+// Send queues data for the peer and returns without waiting. Messages to one peer
+// arrive in the order sent, each once, while the connection lives; data is copied.
+// A full queue returns ErrQueueFull (or waits, with Config.SendBlocks).
 func (s *Service) Send(id NodeID, data []byte) error { return s.node.Send(id, data) }
 
 // Disconnect closes the connection to the peer with a Goodbye; PeerLost follows.
