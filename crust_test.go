@@ -1,9 +1,11 @@
 package crust_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +131,43 @@ func TestOnMessageHandler(t *testing.T) {
 		t.Errorf("%d messages also came as events", n)
 	}
 	b.waitConnected(a.ID(), 1)
+}
+
+// An idle connection costs one goroutine per end, its reader: the writer runs only
+// while there is something to write, and comes back for the next message.
+func TestIdleConnectionHasNoWriterGoroutine(t *testing.T) {
+	checkLeaks(t)
+	cfg := fastConfig()
+	cfg.KeepaliveInterval, cfg.PeerTimeout = time.Minute, 5*time.Minute // no pings while we look
+	a, b := newNode(t, cfg, nil), newNode(t, cfg, nil)
+	connect(t, a, b)
+	goroutines := func(fn string) int {
+		var buf bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&buf, 2)
+		return bytes.Count(buf.Bytes(), []byte(fn))
+	}
+	waitIdle := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for goroutines("actors.(*connState).writeLoop(") > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writer goroutines still running on idle connections", goroutines("actors.(*connState).writeLoop("))
+			}
+			time.Sleep(5 * time.Millisecond) // polling for a condition, not a delay
+		}
+		if n := goroutines("actors.(*connState).readLoop("); n != 2 {
+			t.Fatalf("%d reader goroutines for one connection (two ends), want 2", n)
+		}
+	}
+	for round := range 3 {
+		waitIdle()
+		if err := a.Send(b.ID(), []byte{byte(round)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Send(a.ID(), []byte{byte(round)}); err != nil {
+			t.Fatal(err)
+		}
+		b.waitUntil(5*time.Second, "a message", func() bool { return b.received[a.ID()] == round+1 })
+		a.waitUntil(5*time.Second, "a message", func() bool { return a.received[b.ID()] == round+1 })
+	}
 }

@@ -207,6 +207,7 @@ func benchIdle(b *testing.B, proto string, n int) {
 		perConn(before.heap, after.heap, n), perConn(before.stack, after.stack, n),
 		perConn(before.goroutines, after.goroutines, n), before.mem(), before.goroutines)
 	b.ReportMetric(perConn(before.mem(), after.mem(), n), "B/conn")
+	b.ReportMetric(perConn(before.stack, after.stack, n), "stack-B/conn")
 	b.ReportMetric(perConn(before.goroutines, after.goroutines, n), "goroutines/conn")
 	b.ReportMetric(0, "ns/op")
 }

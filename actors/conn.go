@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,18 +18,17 @@ const (
 	readBatchBytes = 1 << 20
 )
 
-// connState is one connection of a peer: its reader and writer goroutines, the
-// channels the Peer actor steers them with, and the actor's bookkeeping. Fields under
-// "actor-owned" are touched only inside the Peer actor's Receive.
+// connState is one connection of a peer: its reader goroutine, its writer (a
+// goroutine only while there is something to write), what the Peer actor steers
+// them with, and the actor's bookkeeping. Fields under "actor-owned" are touched only
+// inside the Peer actor's Receive.
 type connState struct {
 	conn transport.Conn
 	node *node
 	pid  *actor.PID
 
-	ctrl       chan wire.Message // pings, pongs; dropped when full
-	enable     chan enableData   // cap 1: start draining the peer's send queue
-	bye        chan wire.Goodbye // cap 1: write this last, then stop
-	abort      chan struct{}     // closed to stop both goroutines at once
+	w          writer
+	abort      chan struct{} // closed to stop reader and writer at once
 	abortOnce  sync.Once
 	gate       chan struct{} // closed when the reader may deliver data
 	gateOnce   sync.Once
@@ -83,9 +81,6 @@ func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
 		conn:       c,
 		node:       n,
 		pid:        pid,
-		ctrl:       make(chan wire.Message, 16),
-		enable:     make(chan enableData, 1),
-		bye:        make(chan wire.Goodbye, 1),
 		abort:      make(chan struct{}),
 		gate:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -94,24 +89,19 @@ func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
 	return cs
 }
 
-// start runs the reader and writer.
+// start runs the reader; the writer starts when there is something to write.
 func (cs *connState) start() {
-	cs.node.wg.Add(2)
+	cs.node.wg.Add(1)
 	go cs.readLoop()
-	go cs.writeLoop()
 }
 
 func (cs *connState) openGate()  { cs.gateOnce.Do(func() { close(cs.gate) }) }
-func (cs *connState) stopAll()   { cs.abortOnce.Do(func() { close(cs.abort) }) }
 func (cs *connState) send(m any) { cs.node.engine.Send(cs.pid, m) }
 
-// control queues a control frame without blocking; a full queue drops it (pings are
-// retried, and a connection that cannot take a pong is about to time out anyway).
-func (cs *connState) control(m wire.Message) {
-	select {
-	case cs.ctrl <- m:
-	default:
-	}
+// stopAll stops the reader and the writer.
+func (cs *connState) stopAll() {
+	cs.abortOnce.Do(func() { close(cs.abort) })
+	cs.kick() // the writer closes writerDone
 }
 
 // readLoop reads frames until the peer's Goodbye or an error. Data goes to the Emitter
@@ -119,7 +109,7 @@ func (cs *connState) control(m wire.Message) {
 func (cs *connState) readLoop() {
 	defer cs.node.wg.Done()
 	from := cs.conn.PeerID()
-	batch := newBatch()
+	var batch *msgBatch // nil while empty: an idle reader holds none
 	handler := cs.node.cfg.OnMessage
 	gateOpen := false
 	waitGate := func() bool {
@@ -145,7 +135,7 @@ func (cs *connState) readLoop() {
 			cs.traffic.Load().received(handled, handledBytes)
 			handled, handledBytes = 0, 0
 		}
-		if batch.len() == 0 {
+		if batch == nil {
 			return true
 		}
 		if !waitGate() {
@@ -153,13 +143,13 @@ func (cs *connState) readLoop() {
 		}
 		if cs.discard.Load() {
 			batch.free()
-			batch = newBatch()
+			batch = nil
 			return true
 		}
 		cs.traffic.Load().received(batch.len(), batch.bytes)
 		cs.stalled.Store(true)
 		ok := cs.node.emit.Data(batch, cs.abort)
-		batch = newBatch()
+		batch = nil
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		cs.stalled.Store(false)
 		return ok
@@ -178,6 +168,9 @@ func (cs *connState) readLoop() {
 		switch m := f.Msg.(type) {
 		case nil:
 			if handler == nil {
+				if batch == nil {
+					batch = newBatch()
+				}
 				batch.add(Message{From: from, Data: f.Data})
 				break
 			}
@@ -218,114 +211,11 @@ func (cs *connState) readLoop() {
 			cs.send(readerEnded{cs: cs, err: errProtocol(m)})
 			return
 		}
-		if batch.len() >= readBatch || batch.bytes >= readBatchBytes || cs.conn.Buffered() == 0 {
+		if batch != nil && (batch.len() >= readBatch || batch.bytes >= readBatchBytes) || cs.conn.Buffered() == 0 {
 			if !flush() {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return
 			}
 		}
 	}
-}
-
-// writeLoop writes control frames at once and, once enabled, the peer's queued data,
-// flushing after each burst. It stops after writing a Goodbye, on abort, or on error.
-func (cs *connState) writeLoop() {
-	defer cs.node.wg.Done()
-	defer close(cs.writerDone)
-	err := cs.write()
-	if errors.Is(err, errAborted) {
-		return
-	}
-	cs.send(writerEnded{cs: cs, err: err})
-}
-
-func (cs *connState) write() error {
-	var (
-		pending *sendQueue      // enabled, waiting for the previous writer
-		counts  *traffic        // pending's counters
-		after   <-chan struct{} // closed when the previous writer is done; nil: not waiting
-		q       *sendQueue
-		t       *traffic
-		ready   chan struct{} // nil until enabled: a nil channel never fires
-	)
-	enable := func(en enableData) error {
-		pending, counts, after = en.queue, en.traffic, en.after
-		if en.activate {
-			return cs.conn.Write(wire.Activate{Seq: en.seq, After: en.prev})
-		}
-		return nil
-	}
-	for {
-		select {
-		case m := <-cs.ctrl:
-			if err := cs.conn.Write(m); err != nil {
-				return err
-			}
-		case en := <-cs.enable:
-			// Activate goes out at once; data waits for the previous writer.
-			if err := enable(en); err != nil {
-				return err
-			}
-		case <-after:
-			q, t, ready, after = pending, counts, pending.ready, nil
-		case <-ready:
-		case g := <-cs.bye:
-			// An Activate decided before this Goodbye still goes first, so the peer
-			// learns its Seq (a later Activate may name it as coming before).
-			select {
-			case en := <-cs.enable:
-				if err := enable(en); err != nil {
-					return err
-				}
-			default:
-			}
-			// What is queued now stays for the next connection. Goodbye is the last
-			// frame.
-			if err := cs.conn.Write(g); err != nil {
-				return err
-			}
-			return cs.conn.Flush()
-		case <-cs.abort:
-			return errAborted
-		}
-		if ready != nil {
-			if err := cs.writeQueued(q, t); err != nil {
-				return err
-			}
-		}
-		if err := cs.conn.Flush(); err != nil {
-			return err
-		}
-	}
-}
-
-// writeQueued writes everything in the queue, repeatedly, until it is empty or a
-// Goodbye or abort is pending.
-func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
-	for len(cs.bye) == 0 {
-		o := q.pop()
-		if o.msgs == 0 {
-			q.recycle(o)
-			return nil
-		}
-		for _, seg := range o.segs {
-			var err error
-			if seg.frames != nil {
-				err = cs.conn.WriteFrames(seg.frames)
-			} else {
-				err = cs.conn.WriteData(seg.large)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		t.sent(o.msgs, o.bytes)
-		q.recycle(o)
-		select {
-		case <-cs.abort:
-			return errAborted
-		default:
-		}
-	}
-	return nil
 }

@@ -40,11 +40,18 @@ func BenchmarkDataPath(b *testing.B) {
 	})
 	b.Run("sendQueue", func(b *testing.B) {
 		q := newSendQueue(4096, 16<<20) // the defaults
+		ready := make(chan struct{}, 1)
+		q.setWaker(func() {
+			select {
+			case ready <- struct{}{}:
+			default:
+			}
+		})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for n := 0; n < b.N; {
-				<-q.ready
+				<-ready
 				o := q.pop()
 				n += o.msgs
 				q.recycle(o)

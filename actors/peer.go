@@ -368,7 +368,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 		p.info = info
 		p.link = p.n.dir.add(info, p.queue, p.traffic)
 	}
-	cs.enable <- enableData{queue: p.queue, traffic: p.traffic, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq}
+	cs.enableWith(enableData{queue: p.queue, traffic: p.traffic, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq})
 	p.lastWriterDone, p.lastWriterSeq = cs.writerDone, seq
 	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound, "seq", seq)
 }
@@ -380,7 +380,7 @@ func (p *peer) sayBye(cs *connState, reason string) {
 		return
 	}
 	cs.sentBye, cs.byeAt = true, p.n.clock.Now()
-	cs.bye <- wire.Goodbye{Reason: reason}
+	cs.goodbye(wire.Goodbye{Reason: reason})
 	if cs == p.active {
 		p.active = nil
 	}

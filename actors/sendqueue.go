@@ -57,12 +57,18 @@ type sendQueue struct {
 	open   bool     // the last segment is frames ending where the last chunk's free space starts
 	closed bool
 	space  chan struct{} // closed when pop frees room, if a blocking Send waits
-
-	ready chan struct{} // cap 1: the queue went non-empty
+	waker  func()        // called when the queue goes non-empty: the draining writer's kick
 }
 
 func newSendQueue(maxMsgs, maxBytes int) *sendQueue {
-	return &sendQueue{maxMsgs: maxMsgs, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
+	return &sendQueue{maxMsgs: maxMsgs, maxBytes: maxBytes}
+}
+
+// setWaker sets what push calls when the queue goes non-empty.
+func (q *sendQueue) setWaker(f func()) {
+	q.mu.Lock()
+	q.waker = f
+	q.mu.Unlock()
 }
 
 // push copies msg into the queue. With block false a full queue is ErrQueueFull at
@@ -90,13 +96,13 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 			}
 			o.msgs++
 			o.bytes += len(msg)
-			wasEmpty := o.msgs == 1
+			var wake func()
+			if o.msgs == 1 {
+				wake = q.waker
+			}
 			q.mu.Unlock()
-			if wasEmpty {
-				select {
-				case q.ready <- struct{}{}:
-				default:
-				}
+			if wake != nil {
+				wake()
 			}
 			return nil
 		}
