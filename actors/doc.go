@@ -3,8 +3,10 @@
 // that owns the node pair's one live connection, and a Listener actor per transport
 // listener that accepts and handshakes.
 //
-// Control runs through actors; user data does not. Send puts bytes on the peer's
-// bounded sendQueue, which the live connection's writer goroutine drains in batches;
-// a connection's reader goroutine hands messages straight to the Emitter. The actor hop
-// happens per connection event, not per message.
+// Control runs through actors; user data does not. Send encodes the message as a
+// frame on the peer's bounded sendQueue, which the live connection's writer drains in
+// batches (a goroutine that runs only while there is something to write); a
+// connection's reader goroutine hands batches of messages to the Emitter, or each
+// message to Config.OnMessage. The actor hop happens per connection event, not per
+// message.
 package actors
