@@ -154,40 +154,53 @@ func (cs *connState) readLoop() {
 		cs.stalled.Store(false)
 		return ok
 	}
-	read := cs.conn.ReadFrame
-	if handler != nil {
-		read = cs.conn.ReadFrameLent // the handler is done with each payload at return
+	aborted := false
+	// deliver takes one message: into the batch for Events, or to the handler, which
+	// is done with d when it returns (so d is lent). false ends the run: the batch is
+	// full, or the reader is aborted.
+	deliver := func(d []byte) bool {
+		if handler == nil {
+			if batch == nil {
+				batch = newBatch()
+			}
+			batch.add(Message{From: from, Data: d})
+			return batch.len() < readBatch && batch.bytes < readBatchBytes
+		}
+		if !waitGate() {
+			aborted = true
+			return false
+		}
+		if cs.discard.Load() {
+			return true
+		}
+		if !inHandler {
+			cs.stalled.Store(true)
+			inHandler = true
+		}
+		handled++
+		handledBytes += len(d)
+		handler(Message{From: from, Data: d})
+		return true
 	}
 	for {
-		f, err := read()
+		f, n, err := cs.conn.ReadRun(handler != nil, deliver)
+		if aborted {
+			cs.send(readerEnded{cs: cs, err: errAborted})
+			return
+		}
+		if err == nil && f.Msg == nil && n > 0 { // a run of data, delivered
+			if (batch != nil || cs.conn.Buffered() == 0) && !flush() {
+				cs.send(readerEnded{cs: cs, err: errAborted})
+				return
+			}
+			continue
+		}
 		if err != nil {
 			flush()
 			cs.send(readerEnded{cs: cs, err: err})
 			return
 		}
 		switch m := f.Msg.(type) {
-		case nil:
-			if handler == nil {
-				if batch == nil {
-					batch = newBatch()
-				}
-				batch.add(Message{From: from, Data: f.Data})
-				break
-			}
-			if !waitGate() {
-				cs.send(readerEnded{cs: cs, err: errAborted})
-				return
-			}
-			if cs.discard.Load() {
-				break
-			}
-			if !inHandler {
-				cs.stalled.Store(true)
-				inHandler = true
-			}
-			handled++
-			handledBytes += len(f.Data)
-			handler(Message{From: from, Data: f.Data})
 		case wire.Ping:
 			cs.control(wire.Pong(m))
 		case wire.Goodbye:

@@ -54,11 +54,14 @@ func (c *streamConn) RemoteAddr() net.Addr               { return c.remote }
 func (c *streamConn) HandshakeRTT() time.Duration        { return c.rtt }
 func (c *streamConn) ReadFrame() (wire.Frame, error)     { return c.fr.ReadFrame() }
 func (c *streamConn) ReadFrameLent() (wire.Frame, error) { return c.fr.ReadFrameLent() }
-func (c *streamConn) WriteData(p []byte) error           { return c.fw.WriteData(p) }
-func (c *streamConn) WriteFrames(b []byte) error         { return c.fw.WriteFrames(b) }
-func (c *streamConn) Buffered() int                      { return c.fr.Buffered() }
-func (c *streamConn) Write(m wire.Message) error         { return c.fw.Write(m) }
-func (c *streamConn) Flush() error                       { return c.fw.Flush() }
+func (c *streamConn) ReadRun(lend bool, data func([]byte) bool) (wire.Frame, int, error) {
+	return c.fr.ReadRun(lend, data)
+}
+func (c *streamConn) WriteData(p []byte) error   { return c.fw.WriteData(p) }
+func (c *streamConn) WriteFrames(b []byte) error { return c.fw.WriteFrames(b) }
+func (c *streamConn) Buffered() int              { return c.fr.Buffered() }
+func (c *streamConn) Write(m wire.Message) error { return c.fw.Write(m) }
+func (c *streamConn) Flush() error               { return c.fw.Flush() }
 
 // Close closes the connection at once. Over TCP it sends no TLS close_notify: that
 // could block behind a stalled writer, and crust's Goodbye already says a connection

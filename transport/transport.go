@@ -64,6 +64,9 @@ type Conn interface {
 	// ReadFrameLent is ReadFrame with a Data payload that is valid only until the
 	// next read (wire.Reader.ReadFrameLent).
 	ReadFrameLent() (wire.Frame, error)
+	// ReadRun reads a run of Data frames into data, lent or not, up to the first
+	// other frame (wire.Reader.ReadRun).
+	ReadRun(lend bool, data func([]byte) bool) (wire.Frame, int, error)
 	// Buffered is how many received bytes Read can consume without blocking.
 	Buffered() int
 	// Write buffers one message; Flush sends what is buffered.

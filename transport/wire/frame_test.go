@@ -512,6 +512,45 @@ func TestReaderLends(t *testing.T) {
 	}
 }
 
+// ReadRun hands buffered Data frames to its callback and stops at the first other
+// frame, when nothing more is buffered, or when the callback says so.
+func TestReaderRun(t *testing.T) {
+	for _, lend := range []bool{false, true} {
+		t.Run(fmt.Sprint("lend=", lend), func(t *testing.T) {
+			stream := writeFrames(t, 4096, Data("a"), Data("b"), Data("c"), Ping{Seq: 1}, Data("d"), Data("e"))
+			// The first read takes in "a" to "c" and the Ping only: "d" and "e" come in
+			// a second read.
+			split := len(writeFrames(t, 64, Data("a"), Data("b"), Data("c"), Ping{Seq: 1}))
+			r := NewReader(io.MultiReader(bytes.NewReader(stream[:split]), bytes.NewReader(stream[split:])), 4096, 1024)
+			var got []string
+			keep := func(max int) func([]byte) bool {
+				return func(d []byte) bool {
+					got = append(got, string(d)) // copied: a lent d changes later
+					return len(got) < max
+				}
+			}
+			f, n, err := r.ReadRun(lend, keep(2)) // the callback stops after "b"
+			if err != nil || f.Msg != nil || n != 2 {
+				t.Fatalf("first run: %v %v n=%d", f.Msg, err, n)
+			}
+			f, n, err = r.ReadRun(lend, keep(10)) // "c", then the Ping ends the run
+			if err != nil || n != 1 || !reflect.DeepEqual(f.Msg, Ping{Seq: 1}) {
+				t.Fatalf("second run: %#v %v n=%d, want the Ping after 1", f.Msg, err, n)
+			}
+			f, n, err = r.ReadRun(lend, keep(10)) // "d" and "e": the rest of the stream
+			if err != nil || f.Msg != nil || n != 2 {
+				t.Fatalf("third run: %v %v n=%d", f.Msg, err, n)
+			}
+			if want := []string{"a", "b", "c", "d", "e"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("payloads %q, want %q", got, want)
+			}
+			if _, _, err := r.ReadRun(lend, keep(10)); err != io.EOF {
+				t.Fatalf("at the end: %v, want EOF", err)
+			}
+		})
+	}
+}
+
 func TestWriterBuffers(t *testing.T) {
 	var out bytes.Buffer
 	w := NewWriter(&out, 4096)
