@@ -8,7 +8,8 @@
 #   make fuzz FUZZTIME=10s       every fuzz target, each for FUZZTIME
 #   make bench                   benchmarks into bench/new.txt (+ benchstat summary), the
 #                                idle-connection memory into bench/memory.txt, crust beside
-#                                go-libp2p into bench/libp2p.txt
+#                                go-libp2p into bench/libp2p.txt, the ratio tables into
+#                                bench/ratios.md
 #   make test-nat                as root: the real-NAT tests in network namespaces
 #                                (sim/testbed; installs its Debian packages)
 
@@ -100,7 +101,7 @@ sim:
 	$(GO) run ./cmd/crust-sim matrix -svg sim-matrix.svg
 	$(GO) run ./cmd/crust-sim scale -nodes $(SIM_NODES) $(SIM_FLAGS)
 
-## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present); idle-connection memory once into bench/memory.txt; crust beside go-libp2p (bench/libp2p, a module of its own) BENCHCOUNT times into bench/libp2p.txt
+## bench: benchmarks BENCHCOUNT times into bench/new.txt, then benchstat (vs bench/old.txt if present); idle-connection memory once into bench/memory.txt; crust beside go-libp2p (bench/libp2p, a module of its own) BENCHCOUNT times into bench/libp2p.txt; the ratio tables (bench/ratios) into bench/ratios.md
 bench:
 	@mkdir -p bench
 	$(GO) test -run='^$$' -bench=. -skip='IdleConnections' -benchmem -count=$(BENCHCOUNT) $(PKGS) | tee bench/new.txt
@@ -116,6 +117,8 @@ bench:
 		echo "bench: benchstat is not available (see bench/benchstat.err); raw results are in bench/new.txt"; \
 	fi; \
 	echo "bench: to compare a later run with this one: mv bench/new.txt bench/old.txt"
+	@echo "--- ratios (medians; the README's Performance tables)"
+	$(GO) run ./bench/ratios bench/new.txt bench/libp2p.txt bench/memory.txt | tee bench/ratios.md
 
 ## fuzz: run every fuzz target (go test -list '^Fuzz') for FUZZTIME each
 # A duration -fuzztime races the fuzz coordinator's own deadline: on a busy machine a
@@ -167,7 +170,7 @@ deps:
 
 ## clean: remove built binaries and benchmark output
 clean:
-	rm -rf $(BIN) bench/new.txt bench/benchstat.err sim-matrix.svg
+	rm -rf $(BIN) bench/new.txt bench/memory.txt bench/libp2p.txt bench/ratios.md bench/benchstat.err sim-matrix.svg
 
 ## help: list the targets
 .PHONY: help
