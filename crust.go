@@ -463,6 +463,11 @@ func (s *Service) ConnCount(id NodeID) int { return s.node.ConnCount(id) }
 // A full queue returns ErrQueueFull (or waits, with Config.SendBlocks).
 func (s *Service) Send(id NodeID, data []byte) error { return s.node.Send(id, data) }
 
+// Refused returns how many connections, messages or requests the node refused or
+// held back since it started, by reason: "max-connections", "pending-handshakes",
+// "source-rate", "blacklist", "peer-rate", "rendezvous-rate", "beacon-rate".
+func (s *Service) Refused() map[string]uint64 { return s.node.Refused() }
+
 // Disconnect closes the connection to the peer with a Goodbye; PeerLost follows.
 func (s *Service) Disconnect(id NodeID) error { return s.node.Disconnect(id) }
 

@@ -191,6 +191,8 @@ type node struct {
 	birthdays *birthdayBudget
 	// stats counts ladder attempts and successes.
 	stats ladderStats
+	// refused counts what limits and lists refused, by reason.
+	refused refusals
 	// natPID is the NAT actor; nat is what it knows, published for readers.
 	natPID atomic.Pointer[actor.PID]
 	nat    atomic.Pointer[NATInfo]
