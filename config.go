@@ -112,6 +112,12 @@ type Config struct {
 	// Blacklist are NodeIDs refused, dialled or not; it wins over Whitelist.
 	// Default: none.
 	Blacklist []NodeID
+	// BlacklistPrefixes are IP prefixes ("192.0.2.0/24", "2001:db8::/32") refused:
+	// connections from an address in them are closed before the TLS handshake, and
+	// addresses in them are not dialled, whatever the NodeID. IPv4-mapped IPv6
+	// addresses count as IPv4. Service.BlockPrefix adds to them at run time.
+	// Default: none.
+	BlacklistPrefixes []netip.Prefix
 	// StunServers are STUN servers, "host:port", asked for our external endpoints
 	// and the NAT's mapping behaviour: over UDP from the QUIC socket and over TCP from
 	// the TCP listen port, so the mappings found are the ones peers can use; at start,
@@ -158,6 +164,11 @@ func (c *Config) setDefaults() error {
 	for _, p := range c.Protocols {
 		if p != "tcp" && p != "quic" {
 			return fmt.Errorf("config: protocol %q: want \"tcp\" or \"quic\"", p)
+		}
+	}
+	for i, p := range c.BlacklistPrefixes {
+		if !p.IsValid() {
+			return fmt.Errorf("config: BlacklistPrefixes[%d] is not a valid prefix; want e.g. netip.MustParsePrefix(\"192.0.2.0/24\")", i)
 		}
 	}
 	if c.MaxFrameSize <= 0 {

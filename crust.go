@@ -31,6 +31,8 @@ type Service struct {
 	quic  *transport.QUIC // nil when "quic" is not in Protocols
 	node  *actors.Node
 	cache *bootstrap.Cache // nil without a bootstrap file
+	// policy holds the whitelist and blacklists; Block and the others change it.
+	policy *actors.Policy
 	// started is node once New has it (the QUIC transport's OnPunch may run first).
 	started atomic.Pointer[actors.Node]
 }
@@ -79,8 +81,8 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	s := &Service{cfg: cfg, ident: ident}
-	policy := actors.NewPolicy(cfg.Whitelist, cfg.Blacklist)
+	policy := actors.NewPolicy(cfg.Whitelist, cfg.Blacklist, cfg.BlacklistPrefixes...)
+	s := &Service{cfg: cfg, ident: ident, policy: policy}
 	// The cache first: a second process on the data directory fails here, before it
 	// binds anything.
 	cache, err := openCache(cfg)
@@ -473,6 +475,64 @@ func (s *Service) Disconnect(id NodeID) error { return s.node.Disconnect(id) }
 
 // Peers lists the connected peers.
 func (s *Service) Peers() []PeerInfo { return s.node.Peers() }
+
+// PolicyLists are a node's whitelist and blacklists at one moment (Service.Policy).
+type PolicyLists = actors.PolicyLists
+
+// Policy returns the node's whitelist and blacklists as they are now: Config's, with
+// the changes Block, Unblock, BlockPrefix and UnblockPrefix made since.
+func (s *Service) Policy() PolicyLists { return s.policy.Lists() }
+
+// Block adds id to the blacklist, so that it is neither dialled nor accepted from now
+// on, and closes the connection to it, if there is one, with a Goodbye (PeerLost
+// follows). Blocking a node already blocked changes nothing. It fails for the zero
+// NodeID and for this node's own.
+func (s *Service) Block(id NodeID) error {
+	switch {
+	case id.IsZero():
+		return fmt.Errorf("blocking: %w: zero NodeID", identity.ErrBadNodeID)
+	case id == s.ID():
+		return fmt.Errorf("blocking %s: that is this node's own NodeID", id.Short())
+	}
+	s.policy.Block(id)
+	return s.disconnectBlocked(id)
+}
+
+// Unblock removes id from the blacklist and reports whether it was there. A node left
+// out of a non-empty Whitelist stays refused. Connecting again is up to the peers
+// (or Connect).
+func (s *Service) Unblock(id NodeID) bool { return s.policy.Unblock(id) }
+
+// BlockPrefix adds an IP prefix to the blacklist (see Config.BlacklistPrefixes) and
+// closes, with a Goodbye, the connections of the peers connected from an address in
+// it. It fails for an invalid prefix.
+func (s *Service) BlockPrefix(p netip.Prefix) error {
+	if _, err := s.policy.BlockPrefix(p); err != nil {
+		return err
+	}
+	var errs []error
+	for _, peer := range s.node.Peers() {
+		if !s.policy.AllowedAddr(peer.Addr.Addr()) {
+			errs = append(errs, s.disconnectBlocked(peer.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UnblockPrefix removes the prefix from the blacklist and reports whether it was
+// there. Only that prefix is removed (as BlacklistPrefixes lists it; IPv4-mapped
+// prefixes are taken as IPv4): a wider or narrower one stays blocked.
+func (s *Service) UnblockPrefix(p netip.Prefix) bool { return s.policy.UnblockPrefix(p) }
+
+// disconnectBlocked closes the connection to a peer just blocked; a peer that is not
+// connected, or a closed Service, is no error.
+func (s *Service) disconnectBlocked(id NodeID) error {
+	err := s.node.Disconnect(id)
+	if err == nil || errors.Is(err, ErrNotConnected) || errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return fmt.Errorf("disconnecting %s after blocking it: %w", id.Short(), err)
+}
 
 // Events delivers what happens, in order. Read it steadily: while it is not read,
 // received messages wait (up to MaxPendingMessages) and then peers are read no more.
