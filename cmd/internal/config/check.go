@@ -74,6 +74,7 @@ func (c Config) check() (crust.Config, []*Error) {
 	}
 	lib.Whitelist = nodeIDs(&ch, "whitelist", c.Whitelist)
 	lib.Blacklist = nodeIDs(&ch, "blacklist", c.Blacklist)
+	lib.BlacklistPrefixes = prefixes(&ch, "blacklist_prefixes", c.BlacklistPrefixes)
 	for _, s := range c.StunServers {
 		if err := checkHostPort(s); err != nil {
 			ch.fail("stun_servers", "%q: %v", s, err)
@@ -165,6 +166,44 @@ func nodeIDs(ch *checker, key string, texts []string) []crust.NodeID {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+func prefixes(ch *checker, key string, texts []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range texts {
+		p, err := parsePrefix(s)
+		if err != nil {
+			ch.fail(key, "%v", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// parsePrefix parses an IP prefix to block, "192.0.2.0/24" or "2001:db8::/32"; a
+// bare address, "192.0.2.7", is the prefix of that one address. A prefix with bits
+// set past its length ("192.0.2.7/24") is refused as a likely typo, with the masked
+// form as a hint.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP prefix or address, like \"192.0.2.0/24\", \"2001:db8::/32\" or \"192.0.2.7\"", s)
+		}
+		if a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: an address to block has no zone (%%%s)", s, a.Zone())
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP prefix, like \"192.0.2.0/24\" or \"2001:db8::/32\"", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has address bits set past /%d: did you mean %q (the network) or %q (the one address)?", s, p.Bits(), m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+	}
+	return p, nil
 }
 
 // checkHostPort checks "host:port" with a port from 1 to 65535.

@@ -63,6 +63,9 @@ type Config struct {
 	// Blacklist (blacklist) are NodeIDs refused; it wins over Whitelist.
 	// Default: none.
 	Blacklist []string `toml:"blacklist"`
+	// BlacklistPrefixes (blacklist_prefixes) are IP prefixes refused, "192.0.2.0/24"
+	// or "2001:db8::/32"; a bare address is a prefix of one address. Default: none.
+	BlacklistPrefixes []string `toml:"blacklist_prefixes"`
 	// Admin (admin) is the admin endpoint: "" for admin.sock in the data directory,
 	// "unix:PATH", "tcp://127.0.0.1:PORT" or "off"; see AdminAddr. Default: "".
 	Admin string `toml:"admin"`
@@ -135,6 +138,7 @@ func Default() Config {
 		UPnPLease:         Duration(time.Hour),
 		Whitelist:         []string{},
 		Blacklist:         []string{},
+		BlacklistPrefixes: []string{},
 		Limits: Limits{
 			HandshakeTimeout:     Duration(10 * time.Second),
 			MaxPendingHandshakes: 64,

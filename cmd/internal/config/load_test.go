@@ -37,6 +37,7 @@ stun_servers = ["stun.example.org:3478"]
 upnp = false
 whitelist = ["` + idA + `"]
 blacklist = ["` + idB + `"]
+blacklist_prefixes = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
 admin = "tcp://127.0.0.1:5485"
 
 [limits]
@@ -113,7 +114,9 @@ func TestLoadCustom(t *testing.T) {
 		UPnPLease:            time.Hour,
 		Whitelist:            []crust.NodeID{a},
 		Blacklist:            []crust.NodeID{b},
-		ShutdownGrace:        500 * time.Millisecond,
+		BlacklistPrefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"),
+			netip.MustParsePrefix("198.51.100.7/32")},
+		ShutdownGrace: 500 * time.Millisecond,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Service() =\n%+v\nwant\n%+v", got, want)
@@ -154,6 +157,11 @@ func TestLoadErrors(t *testing.T) {
 		{"in an inline table", "limits = { peer_timeout = \"soon\" }\n", "limits.peer_timeout", 1, `..."soon" is not a duration`},
 		{"bad contact", "contacts = [\n  \"nobody\",\n]\n", "contacts", 1, `...contacts: "nobody": contact "nobody": want id@`},
 		{"bad NodeID", "whitelist = [\"abc\"]\n", "whitelist", 1, `crust.toml:1: whitelist: "abc": invalid node ID: 3 characters, want 52`},
+		{"prefix not masked", "blacklist_prefixes = [\"192.0.2.7/24\"]\n", "blacklist_prefixes", 1,
+			`crust.toml:1: blacklist_prefixes: "192.0.2.7/24" has address bits set past /24: did you mean "192.0.2.0/24" (the network) or "192.0.2.7/32" (the one address)?`},
+		{"prefix not an IP", "\nblacklist_prefixes = [\"2001:db8::/32\", \"example.org/24\"]\n", "blacklist_prefixes", 2, `..."example.org/24" is not an IP prefix`},
+		{"prefix too long", "blacklist_prefixes = [\"192.0.2.0/33\"]\n", "blacklist_prefixes", 1, `..."192.0.2.0/33" is not an IP prefix`},
+		{"address to block with a zone", "blacklist_prefixes = [\"fe80::1%eth0\"]\n", "blacklist_prefixes", 1, `...has no zone (%eth0)`},
 		{"unknown protocol", "protocols = [\"tcp\", \"udp\"]\n", "protocols", 1,
 			`crust.toml:1: protocols: "udp" is not a protocol: want "tcp" or "quic"`},
 		{"protocol twice", "protocols = [\"tcp\", \"tcp\"]\n", "protocols", 1, `..."tcp" is listed twice`},

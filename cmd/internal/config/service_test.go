@@ -43,8 +43,8 @@ func TestServiceDefault(t *testing.T) {
 		got.ShutdownGrace != 2*time.Second {
 		t.Errorf("limits: %+v", got)
 	}
-	if got.Contacts != nil || got.Whitelist != nil || got.Blacklist != nil {
-		t.Errorf("Contacts, Whitelist, Blacklist = %v, %v, %v; want none", got.Contacts, got.Whitelist, got.Blacklist)
+	if got.Contacts != nil || got.Whitelist != nil || got.Blacklist != nil || got.BlacklistPrefixes != nil {
+		t.Errorf("Contacts, Whitelist, Blacklist, BlacklistPrefixes = %v, %v, %v, %v; want none", got.Contacts, got.Whitelist, got.Blacklist, got.BlacklistPrefixes)
 	}
 }
 

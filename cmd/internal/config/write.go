@@ -46,6 +46,8 @@ the NAT's behaviour. Empty: none; peers still tell us how they see us.`,
 (no NAT, a stateful firewall): past the firewall, short of the peer. 0: chosen per path.`,
 	"whitelist": `NodeIDs: if not empty, the only nodes this node connects to or accepts.`,
 	"blacklist": `NodeIDs never connected to nor accepted, even if in whitelist.`,
+	"blacklist_prefixes": `IP prefixes ("192.0.2.0/24", "2001:db8::/32") or addresses never connected to nor
+accepted from, whatever the NodeID. "crust-node block" adds to them at run time.`,
 	"admin": `Admin endpoint. Empty: admin.sock in data_dir; "unix:PATH" (relative to data_dir),
 "unix:///ABSOLUTE/PATH", "tcp://127.0.0.1:PORT" (loopback only) or "off".`,
 	"limits": `Timeouts and bounds of the connections. Durations are like "10s", "1m30s" or
