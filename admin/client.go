@@ -121,6 +121,32 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	return out, err
 }
 
+// Block asks the daemon to block target, a NodeID or an IP prefix ("192.0.2.0/24",
+// "2001:db8::/32"; an address is a prefix of one): from now on it is neither dialled
+// nor accepted, and a peer connected as (or from) it is disconnected. The daemon
+// keeps the change across restarts.
+func (c *Client) Block(ctx context.Context, target string) (BlockResult, error) {
+	var out BlockResult
+	err := c.do(ctx, request{Op: "block", Target: target}, &out)
+	return out, err
+}
+
+// Unblock asks the daemon to unblock target, written as for Block. Only a target
+// that is blocked as such can be unblocked: an address inside a blocked prefix
+// cannot.
+func (c *Client) Unblock(ctx context.Context, target string) (BlockResult, error) {
+	var out BlockResult
+	err := c.do(ctx, request{Op: "unblock", Target: target}, &out)
+	return out, err
+}
+
+// Blocked returns the daemon's blacklists (and whitelist) as they are now.
+func (c *Client) Blocked(ctx context.Context) (Blocked, error) {
+	var out Blocked
+	err := c.do(ctx, request{Op: "blocked"}, &out)
+	return out, err
+}
+
 // Events subscribes to the daemon's events: once it returns, every event published
 // after the subscription arrives on the channel, in order. The channel is closed when
 // ctx is done, on Close, when the daemon closes the connection, or after an

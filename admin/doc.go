@@ -20,15 +20,25 @@
 //	{"op":"send","id":"<NodeID>","text":"hello"}     (or "data":"<base64>")
 //	{"op":"bootstrap"}
 //	{"op":"stats"}
+//	{"op":"block","target":"<NodeID or IP prefix>"}   (e.g. "192.0.2.0/24", "2001:db8::1")
+//	{"op":"unblock","target":"<NodeID or IP prefix>"}
+//	{"op":"blocked"}
 //	{"op":"events"}
 //
 // Answers are {"ok":true,"result":...} (result left out when there is none) or
 // {"ok":false,"error":"<reason>"}. The results are Self, []Peer, ConnectResult,
-// []BootstrapEntry and Stats in their JSON form. A malformed line or an unknown op is answered
-// with an error and the connection stays usable; a line longer than 1 MiB is answered
-// with an error and the connection is closed. At most 32 connections are served at
+// []BootstrapEntry, Stats, BlockResult (block, unblock) and Blocked in their JSON
+// form. A malformed line or an unknown op is answered with an error and the
+// connection stays usable; a line longer than 1 MiB is answered with an error and the
+// connection is closed. At most 32 connections are served at
 // once; more get an error line and are closed. Connect holds its connection until it
 // is done (30 s by default): use another connection meanwhile.
+//
+// "block" takes effect at once: a peer connected as the NodeID, or from an address in
+// the prefix, is disconnected, and neither is dialled nor accepted afterwards. With a
+// BlockStore (the daemon's) the change outlives the daemon. "unblock" undoes exactly
+// one "block", or one entry of the config file's lists until the next start; a
+// target that is not blocked as written is an error.
 //
 // "events" turns the connection into a stream: after its ok answer, every event the
 // daemon publishes is one line, an Event in its JSON form, until the client closes

@@ -18,6 +18,8 @@ type request struct {
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 	// ID is the peer of disconnect and send.
 	ID string `json:"id,omitempty"`
+	// Target is what block and unblock act on: a NodeID or an IP prefix.
+	Target string `json:"target,omitempty"`
 	// Text and Data are send's payload: exactly one is given. Pointers tell an empty
 	// payload from a missing one.
 	Text *string `json:"text,omitempty"`
@@ -112,6 +114,30 @@ type BootstrapEntry struct {
 	LastSuccess *time.Time `json:"last_success"`
 	// Failures counts the failed attempts since the last success.
 	Failures int `json:"failures"`
+}
+
+// BlockResult is the result of "block" and "unblock".
+type BlockResult struct {
+	// Target is what was blocked or unblocked, as the daemon keeps it: a NodeID, or
+	// an IP prefix ("192.0.2.0/24"; an address as "192.0.2.7/32").
+	Target string `json:"target"`
+	// Changed is false for a block of what was blocked already.
+	Changed bool `json:"changed"`
+	// Note, if set, is something to know about the change, e.g. that the config file
+	// blocks the target again at the next start.
+	Note string `json:"note,omitempty"`
+}
+
+// Blocked is the result of "blocked": the node's lists as they are now, the config
+// file's and those changed at run time.
+type Blocked struct {
+	// IDs are the blacklisted NodeIDs, sorted.
+	IDs []string `json:"ids"`
+	// Prefixes are the blacklisted IP prefixes, IPv4 first, sorted.
+	Prefixes []string `json:"prefixes"`
+	// Whitelist, if not empty, is the only NodeIDs the node deals with; it is set in
+	// the config file only.
+	Whitelist []string `json:"whitelist"`
 }
 
 // Stats is the result of "stats": how connecting went since the daemon started.

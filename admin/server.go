@@ -17,6 +17,9 @@ import (
 	"github.com/crust-p2p/crust"
 )
 
+// ops lists the requests, for error messages.
+const ops = "self, peers, connect, disconnect, send, bootstrap, stats, block, unblock, blocked, events"
+
 // Limits of the Server.
 const (
 	// maxRequestSize bounds one request line, without its newline.
@@ -46,6 +49,10 @@ type Server struct {
 	cancel context.CancelFunc
 	// refusals keeps refused requests from flooding the log.
 	refusals logLimiter
+	// blocks records block and unblock; nil without WithBlockStore.
+	blocks BlockStore
+	// blockMu makes each block or unblock, on the node and in blocks, one step.
+	blockMu sync.Mutex
 
 	mu        sync.Mutex
 	closed    bool
@@ -74,12 +81,12 @@ type subscriber struct {
 // NewServer returns a Server for svc, logging to log (slog.Default() if nil). Call
 // Serve for each listener, Publish for each event of svc.Events(), and Close at the
 // end.
-func NewServer(svc *crust.Service, log *slog.Logger) *Server {
+func NewServer(svc *crust.Service, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		svc:       svc,
 		log:       log,
 		ctx:       ctx,
@@ -88,6 +95,10 @@ func NewServer(svc *crust.Service, log *slog.Logger) *Server {
 		conns:     make(map[net.Conn]*connState),
 		subs:      make(map[*subscriber]struct{}),
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
 // Serve accepts admin connections on ln until Close, then returns nil; it closes ln.
@@ -321,15 +332,21 @@ func (s *Server) handle(c net.Conn, line []byte, sub **subscriber) (ans answer) 
 		result = s.bootstrap()
 	case "stats":
 		result = s.stats()
+	case "block":
+		result, err = s.block(req)
+	case "unblock":
+		result, err = s.unblock(req)
+	case "blocked":
+		result = s.blocked()
 	case "events":
 		*sub = s.subscribe(remote(c))
 		if *sub == nil {
 			err = errors.New("the admin server is shutting down")
 		}
 	case "":
-		err = errors.New(`missing "op": want one of self, peers, connect, disconnect, send, bootstrap, stats, events`)
+		err = errors.New(`missing "op": want one of ` + ops)
 	default:
-		err = fmt.Errorf("unknown op %q: want one of self, peers, connect, disconnect, send, bootstrap, stats, events", req.Op)
+		err = fmt.Errorf("unknown op %q: want one of %s", req.Op, ops)
 	}
 	if err != nil {
 		s.logLimited(slog.LevelDebug, "admin API: request failed", "remote", remote(c), "op", req.Op, "err", err)

@@ -46,9 +46,9 @@ func newLogger(t *testing.T, logs *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// startNode starts the node; everything stops in the test's cleanup, the admin Server
-// first, as the daemon does.
-func startNode(t *testing.T) *node {
+// startNode starts the node, its Server made with opts; everything stops in the
+// test's cleanup, the admin Server first, as the daemon does.
+func startNode(t *testing.T, opts ...admin.Option) *node {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := newLogger(t, logs)
@@ -64,7 +64,7 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatalf("starting the service: %v", err)
 	}
-	n := &node{t: t, svc: svc, srv: admin.NewServer(svc, log), logs: logs, changed: make(chan struct{})}
+	n := &node{t: t, svc: svc, srv: admin.NewServer(svc, log, opts...), logs: logs, changed: make(chan struct{})}
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	unixLn, err := admin.Listen("unix://" + sock)
 	if err != nil {
