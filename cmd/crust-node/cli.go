@@ -38,6 +38,9 @@ var commands = map[string]*command{
 	"send":       {args: "ID TEXT", nargs: 2, help: "send TEXT to a connected peer", run: cmdSend},
 	"bootstrap":  {help: "list the bootstrap cache's entries, best first", run: cmdBootstrap},
 	"stats":      {help: "how connecting went: attempts per ladder step, successes per kind", run: cmdStats},
+	"block":      {args: "ID|PREFIX", nargs: 1, help: "disconnect and refuse a node, or an IP prefix (192.0.2.0/24) or address; kept across restarts", run: cmdBlock},
+	"unblock":    {args: "ID|PREFIX", nargs: 1, help: "undo a block (a config file entry: until the next start)", run: cmdUnblock},
+	"blocked":    {help: "list the blocked nodes and IP prefixes, and the whitelist", run: cmdBlocked},
 	"events":     {help: "follow connections, losses and messages until Ctrl-C", run: cmdEvents},
 }
 
@@ -281,6 +284,68 @@ func describeEvent(ev admin.Event) string {
 		return fmt.Sprintf("listen failed %s: %s", ev.Addr, ev.Error)
 	}
 	return ev.Type
+}
+
+func cmdBlock(ctx context.Context, c *admin.Client, args []string, asJSON bool, out io.Writer) error {
+	r, err := c.Block(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(out, r)
+	}
+	if !r.Changed {
+		fmt.Fprintf(out, "%s was blocked already\n", r.Target)
+		return nil
+	}
+	fmt.Fprintf(out, "blocked %s\n", r.Target)
+	return nil
+}
+
+func cmdUnblock(ctx context.Context, c *admin.Client, args []string, asJSON bool, out io.Writer) error {
+	r, err := c.Unblock(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(out, r)
+	}
+	fmt.Fprintf(out, "unblocked %s\n", r.Target)
+	if r.Note != "" {
+		fmt.Fprintf(out, "note: %s\n", r.Note)
+	}
+	return nil
+}
+
+func cmdBlocked(ctx context.Context, c *admin.Client, _ []string, asJSON bool, out io.Writer) error {
+	b, err := c.Blocked(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(out, b)
+	}
+	return writeBlocked(out, b)
+}
+
+// writeBlocked prints the blacklists as a table, then the whitelist if there is one.
+func writeBlocked(out io.Writer, b admin.Blocked) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tBLOCKED")
+	for _, id := range b.IDs {
+		fmt.Fprintf(tw, "node\t%s\n", id)
+	}
+	for _, p := range b.Prefixes {
+		fmt.Fprintf(tw, "prefix\t%s\n", p)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d node(s), %d prefix(es) blocked\n", len(b.IDs), len(b.Prefixes))
+	if len(b.Whitelist) > 0 {
+		fmt.Fprintf(out, "whitelist (no other node is accepted): %s\n", strings.Join(b.Whitelist, " "))
+	}
+	return nil
 }
 
 func cmdStats(ctx context.Context, c *admin.Client, _ []string, asJSON bool, out io.Writer) error {

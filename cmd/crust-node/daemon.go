@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/admin"
@@ -22,8 +23,9 @@ import (
 const daemonUsage = `Usage:
   crust-node [--config PATH|-] [--loglevel LEVEL] [--log-json]   run the daemon
   crust-node --print-default                                     print the default config
-  crust-node self|peers|connect|disconnect|send|bootstrap|stats|events [flags] [args]
-                                                                 talk to a running daemon
+  crust-node COMMAND [flags] [args]                              talk to a running daemon:
+      self, peers, connect, disconnect, send, bootstrap, stats,
+      block, unblock, blocked, events
 Run "crust-node COMMAND --help" for a command's flags.
 
 Daemon flags:
@@ -135,6 +137,10 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return err
 	}
+	blocks, err := loadBlockFile(dataDir, &scfg, log, time.Now())
+	if err != nil {
+		return err
+	}
 	svc, err := crust.New(scfg)
 	if err != nil {
 		return err
@@ -147,7 +153,7 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 			svc.Close()
 			return fmt.Errorf("admin API: %w", err)
 		}
-		srv = admin.NewServer(svc, log)
+		srv = admin.NewServer(svc, log, admin.WithBlockStore(blocks))
 		go func() { serveDone <- srv.Serve(ln) }()
 	}
 	eventsDone := make(chan struct{})

@@ -21,10 +21,20 @@
 //	crust-node send ID TEXT            send a message
 //	crust-node bootstrap [--json]      the bootstrap cache's entries
 //	crust-node stats [--json]          attempts per ladder step, successes per kind
+//	crust-node block ID|PREFIX         disconnect and refuse a node, or an IP prefix
+//	                                   (192.0.2.0/24) or address; kept across restarts
+//	crust-node unblock ID|PREFIX       undo a block
+//	crust-node blocked [--json]        the blocked nodes and prefixes, the whitelist
 //	crust-node events [--json]         follow connections, losses and messages
 //
 // Each takes --admin ADDR (unix:///path or tcp://127.0.0.1:PORT), --config PATH or
 // --data-dir DIR to find the daemon, and --timeout.
+//
+// Blocks made with "block" are kept in blocked.json in the data directory and added
+// to the config file's blacklist and blacklist_prefixes at each start; "unblock" of
+// a config file entry lasts until the next start. A blocked.json that cannot be read
+// as a whole is set aside as blocked.json.corrupt-<time>, with an error logged, and
+// the daemon runs on.
 package main
 
 import (

@@ -356,7 +356,7 @@ func TestPrintDefault(t *testing.T) {
 	if !reflect.DeepEqual(cfg, config.Default()) {
 		t.Fatalf("the printed defaults load as %+v, want %+v", cfg, config.Default())
 	}
-	for _, key := range []string{"data_dir", "listen_port", "beacon_port", "contacts", "stun_servers", "upnp", "whitelist", "blacklist", "admin", "[limits]"} {
+	for _, key := range []string{"data_dir", "listen_port", "beacon_port", "contacts", "stun_servers", "upnp", "whitelist", "blacklist", "blacklist_prefixes", "admin", "[limits]"} {
 		if !strings.Contains(text, key) {
 			t.Errorf("--print-default lacks %s", key)
 		}
