@@ -157,4 +157,7 @@ func TestBeaconFlood(t *testing.T) {
 	if got > limit {
 		t.Errorf("%d replies to %d queries in %v: not rate-limited", got, flood, elapsed)
 	}
+	if n := node.Refused()["beacon-rate"]; n == 0 {
+		t.Errorf("Refused counts no beacon-rate refusals after the flood")
+	}
 }

@@ -59,6 +59,8 @@ func benchCrustWith(b *testing.B, size int, handler bool, protocols []string) {
 		SendBlocks:  true,
 		Log:         slog.New(slog.DiscardHandler),
 		EventBuffer: benchEventBuffer,
+		// Faster than the default per-peer inbound limit (1 M msgs/s).
+		Limits: crust.Limits{PeerMessageRate: -1, PeerByteRate: -1},
 	}
 	tx, err := crust.New(cfg)
 	if err != nil {

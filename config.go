@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/crust-p2p/crust/actors"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	// MaxPendingHandshakes caps inbound handshakes in progress per listener; more
 	// connections are closed at once. Default: 64.
 	MaxPendingHandshakes int
+	// Limits bound connections (MaxConnections), connection attempts per source IP,
+	// what one peer may send per second, relayed rendezvous requests and beacon
+	// replies; a zero field takes its default, a negative one turns that limit off.
+	// See Limits. Over a limit the node refuses early and counts it (Refused).
+	Limits Limits
 	// KeepaliveInterval is how often a peer is pinged (liveness and RTT). Default: 3 s.
 	KeepaliveInterval time.Duration
 	// PeerTimeout is how long a peer may stay silent before it is lost. A dead peer is
@@ -196,3 +202,6 @@ func (c *Config) setDefaults() error {
 }
 
 func (c *Config) protocol(name string) bool { return slices.Contains(c.Protocols, name) }
+
+// Limits bound what peers and strangers can make a node do: Config.Limits.
+type Limits = actors.Limits

@@ -186,6 +186,7 @@ func New(cfg Config) (*Service, error) {
 		Clock:                cfg.Clock,
 		HandshakeTimeout:     cfg.HandshakeTimeout,
 		MaxPendingHandshakes: cfg.MaxPendingHandshakes,
+		Limits:               cfg.Limits,
 		KeepaliveInterval:    cfg.KeepaliveInterval,
 		PeerTimeout:          cfg.PeerTimeout,
 		SendQueueMessages:    cfg.SendQueueMessages,

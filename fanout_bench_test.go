@@ -35,6 +35,7 @@ func benchFanout(b *testing.B, proto string) {
 		Protocols:   []string{proto},
 		SendBlocks:  true,
 		Log:         slog.New(slog.DiscardHandler),
+		Limits:      crust.Limits{SourceRate: -1}, // 100 peers connect from 127.0.0.1
 	}
 	var nodes []*crust.Service // the sender first, so that it says Goodbye first
 	var drained sync.WaitGroup

@@ -46,6 +46,9 @@ func fastConfig() crust.Config {
 		PeerTimeout:       time.Second,
 		HandshakeTimeout:  3 * time.Second,
 		ShutdownGrace:     time.Second,
+		// Tests open hundreds of connections from one address, 127.0.0.1; the limits
+		// tests set their own.
+		Limits: crust.Limits{SourceRate: -1},
 	}
 }
 

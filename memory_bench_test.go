@@ -298,6 +298,8 @@ func idleConfig(proto string) crust.Config {
 		PeerTimeout:       idlePeerTimeout,
 		ShutdownGrace:     time.Second,
 		Log:               slog.New(slog.DiscardHandler),
+		// Thousands of connections from one address, 127.0.0.1.
+		Limits: crust.Limits{MaxConnections: -1, SourceRate: -1},
 	}
 }
 

@@ -13,11 +13,11 @@ import (
 	"github.com/crust-p2p/crust/transport/identity"
 )
 
-// Bounds that keep a flood of beacon packets cheap: answers to queries per second,
-// nodes reported to the Supervisor (so dialled) per second, and how many recently
-// reported nodes are remembered so that a node heard again is not dialled again.
+// Bounds that keep a flood of beacon packets cheap: nodes reported to the Supervisor
+// (so dialled) per second, and how many recently reported nodes are remembered so
+// that a node heard again is not dialled again. Answers to queries per second are
+// Limits.BeaconReplyRate.
 const (
-	maxBeaconRepliesPerSecond = 10
 	maxBeaconReportsPerSecond = 20
 	maxBeaconRecent           = 1024
 	// maxBeaconBacklog bounds the nodes heard beyond the report rate that wait for
@@ -41,7 +41,6 @@ type beaconActor struct {
 	window     time.Time                       // start of the current rate window (one second)
 	replies    int                             // replies sent in it
 	reports    int                             // nodes reported in it
-	refused    int                             // packets not acted on for the rate limits, since the last log
 	recent     map[identity.NodeID]time.Time   // nodes reported lately, and when
 	backlog    map[identity.NodeID]beaconHeard // heard beyond the report rate, to report next
 	drain      *time.Timer                     // reports the backlog when the window ends
@@ -112,17 +111,12 @@ func (b *beaconActor) Receive(c *actor.Context) {
 	}
 }
 
-// roll starts a new rate window if a second has passed, logging what the last one
-// refused.
+// roll starts a new rate window if a second has passed.
 func (b *beaconActor) roll(now time.Time) {
 	if now.Sub(b.window) < time.Second {
 		return
 	}
-	if b.refused > 0 {
-		b.n.log.Warn("beacon packets beyond the rate limits were not acted on", "count", b.refused,
-			"replies_per_second", maxBeaconRepliesPerSecond, "reports_per_second", maxBeaconReportsPerSecond)
-	}
-	b.window, b.replies, b.reports, b.refused = now, 0, 0, 0
+	b.window, b.replies, b.reports = now, 0, 0
 }
 
 // armDrain schedules reporting the backlog at the end of the current window.
@@ -156,8 +150,8 @@ func (b *beaconActor) heard(c *actor.Context, m beaconHeard) {
 	if p.Type != beacon.Query {
 		return
 	}
-	if b.replies >= maxBeaconRepliesPerSecond {
-		b.refused++
+	if rps := b.n.cfg.Limits.BeaconReplyRate; rps >= 0 && float64(b.replies) >= rps {
+		b.n.refused.refuse(b.n.log, now, RefusedBeaconRate, "from", m.from, "replies_per_second", rps)
 		return
 	}
 	b.replies++
@@ -176,7 +170,7 @@ func (b *beaconActor) report(c *actor.Context, m beaconHeard, now time.Time) {
 	}
 	if b.reports >= maxBeaconReportsPerSecond {
 		if _, queued := b.backlog[p.ID]; !queued && len(b.backlog) >= maxBeaconBacklog {
-			b.refused++
+			b.n.refused.refuse(b.n.log, now, RefusedBeaconRate, "from", m.from, "backlog", maxBeaconBacklog)
 			return
 		}
 		if b.backlog == nil {

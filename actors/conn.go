@@ -104,6 +104,22 @@ func (cs *connState) stopAll() {
 	cs.kick() // the writer closes writerDone
 }
 
+// pause holds the reader for d because the peer is over its inbound rate (TCP then
+// slows the sender); false if the connection was aborted meanwhile.
+func (cs *connState) pause(d time.Duration) bool {
+	cs.node.refused.refuse(cs.node.log, cs.node.clock.Now(), RefusedPeerRate, "peer", cs.conn.PeerID().Short(), "pause", d)
+	cs.stalled.Store(true) // the silence is ours: no peer timeout
+	defer cs.stalled.Store(false)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-cs.abort:
+		return false
+	}
+}
+
 // readLoop reads frames until the peer's Goodbye or an error. Data goes to the Emitter
 // in batches, once the gate is open; everything else goes to the Peer actor.
 func (cs *connState) readLoop() {
@@ -155,16 +171,22 @@ func (cs *connState) readLoop() {
 		return ok
 	}
 	aborted := false
+	limit := newPeerLimit(cs.node.cfg.Limits)
+	// A run is charged to limit when it ends, so it ends within the bucket's burst.
+	runMax := limit.maxRun(readBatch)
+	runLen, runBytes := 0, 0 // messages and payload bytes of the current run
 	// deliver takes one message: into the batch for Events, or to the handler, which
 	// is done with d when it returns (so d is lent). false ends the run: the batch is
 	// full, or the reader is aborted.
 	deliver := func(d []byte) bool {
+		runLen++
+		runBytes += len(d)
 		if handler == nil {
 			if batch == nil {
 				batch = newBatch()
 			}
 			batch.add(Message{From: from, Data: d})
-			return batch.len() < readBatch && batch.bytes < readBatchBytes
+			return runLen < runMax && batch.len() < readBatch && batch.bytes < readBatchBytes
 		}
 		if !waitGate() {
 			aborted = true
@@ -180,13 +202,21 @@ func (cs *connState) readLoop() {
 		handled++
 		handledBytes += len(d)
 		handler(Message{From: from, Data: d})
-		return true
+		return runLen < runMax
 	}
 	for {
 		f, n, err := cs.conn.ReadRun(handler != nil, deliver)
 		if aborted {
 			cs.send(readerEnded{cs: cs, err: errAborted})
 			return
+		}
+		if n > 0 {
+			size := runBytes
+			runLen, runBytes = 0, 0
+			if d := limit.take(cs.node.clock.Now(), n, size); d > 0 && (!flush() || !cs.pause(d)) {
+				cs.send(readerEnded{cs: cs, err: errAborted})
+				return
+			}
 		}
 		if err == nil && f.Msg == nil && n > 0 { // a run of data, delivered
 			if (batch != nil || cs.conn.Buffered() == 0) && !flush() {

@@ -29,6 +29,10 @@ type PeerConnected struct {
 	// Tried lists the ladder steps before Kind that were skipped or failed, and why;
 	// empty for an inbound connection.
 	Tried []StepResult
+	// Took is how long the ladder step that made the connection ran (for a punch,
+	// the rendezvous exchange and the punch). Zero where this node did not climb the
+	// ladder to it: an inbound connection, or this end of a punch the peer started.
+	Took time.Duration
 }
 
 // PeerLost reports that the peer's connection ended. Messages queued for it are dropped.

@@ -101,20 +101,28 @@ var ladder = []ladderStep{
 
 // climb runs the ladder for c: each step in order, each bounded by StepTimeout,
 // skipping steps with nothing to try. It returns the first connection, the winning
-// step and the results of the steps before it, or a *LadderError.
-func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, string, []StepResult, error) {
+// step, the results of the steps before it and how long the winning step ran, or a
+// *LadderError.
+func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, string, []StepResult, time.Duration, error) {
 	var results []StepResult
 	for _, step := range ladder {
 		r := StepResult{Step: step.name}
 		var cands []transport.Endpoint
+		blocked := 0
 		for _, ep := range step.candidates(c) {
-			if ep.Proto == step.proto {
+			switch {
+			case ep.Proto != step.proto:
+			case !n.cfg.Policy.AllowedAddr(ep.Addr.Addr()):
+				blocked++ // BlacklistPrefixes: not dialled, not punched
+			default:
 				cands = append(cands, ep)
 			}
 		}
 		switch {
 		case n.protos[step.proto] == nil:
 			r.Skipped = step.proto + " is off here"
+		case len(cands) == 0 && blocked > 0:
+			r.Skipped = fmt.Sprintf("%d %s candidates, all in blocked prefixes", blocked, step.proto)
 		case len(cands) == 0:
 			r.Skipped = "no " + step.proto + " candidates"
 		case step.punch && n.cfg.Puncher == nil:
@@ -151,10 +159,10 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 			if step.punch {
 				kind = n.punchKind(step.proto, c)
 			}
-			return conn, kind, results, nil
+			return conn, kind, results, r.Took, nil
 		}
 		if ctx.Err() != nil {
-			return nil, "", nil, ErrClosed
+			return nil, "", nil, 0, ErrClosed
 		}
 		if timedOut {
 			err = fmt.Errorf("timed out after %v: %w", budget, err)
@@ -162,7 +170,7 @@ func (n *node) climb(ctx context.Context, c transport.Contact) (transport.Conn, 
 		r.Err = err
 		results = append(results, r)
 	}
-	return nil, "", nil, &LadderError{Peer: c.ID, Steps: results}
+	return nil, "", nil, 0, &LadderError{Peer: c.ID, Steps: results}
 }
 
 // dialFirst dials eps happy-eyeballs style: the next attempt starts after DialStagger

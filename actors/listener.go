@@ -15,9 +15,11 @@ import (
 
 // listener is the actor for one transport listener. Its accept loop runs TLS
 // handshakes in goroutines, each bounded by HandshakeTimeout, at most
-// MaxPendingHandshakes at once: beyond that a new connection is closed at once, so a
-// flood of half-open connections costs sockets, not goroutines or memory. Handshaken
-// connections go to the Supervisor.
+// MaxPendingHandshakes at once. A connection is closed at once, before any
+// handshake, when that many are in progress, when the node holds
+// Limits.MaxConnections, or when its IP address is over Limits.SourceRate: a flood of
+// half-open connections costs sockets, not goroutines, memory or TLS work.
+// Handshaken connections go to the Supervisor.
 type listener struct {
 	n          *node
 	ln         transport.Listener
@@ -25,7 +27,6 @@ type listener struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	pending    atomic.Int32
-	refused    atomic.Int64
 }
 
 func newListener(n *node, ln transport.Listener, supervisor *actor.PID) actor.Producer {
@@ -74,11 +75,8 @@ func (l *listener) acceptLoop(ctx context.Context) {
 			}
 		}
 		backoff = 0
-		if int(l.pending.Load()) >= l.n.cfg.MaxPendingHandshakes {
-			if l.refused.Add(1)%100 == 1 {
-				l.n.log.Warn("too many handshakes in progress; refusing connections",
-					"endpoint", l.ln.Endpoint(), "limit", l.n.cfg.MaxPendingHandshakes, "refused_total", l.refused.Load())
-			}
+		if reason, args := l.admit(in); reason != "" {
+			l.n.refused.refuse(l.n.log, l.n.clock.Now(), reason, append(args, "endpoint", l.ln.Endpoint())...)
 			in.Close()
 			continue
 		}
@@ -88,12 +86,35 @@ func (l *listener) acceptLoop(ctx context.Context) {
 	}
 }
 
+// admit says why in must be refused before its handshake ("" if not), with what to
+// log.
+func (l *listener) admit(in transport.Incoming) (string, []any) {
+	ip := transport.AddrPortOf(in.RemoteAddr()).Addr()
+	lim := l.n.cfg.Limits
+	pending := int(l.pending.Load())
+	switch {
+	case !l.n.cfg.Policy.AllowedAddr(ip):
+		return RefusedBlacklist, []any{"addr", ip}
+	case pending >= l.n.cfg.MaxPendingHandshakes:
+		return RefusedPendingHandshakes, []any{"limit", l.n.cfg.MaxPendingHandshakes}
+	case lim.MaxConnections >= 0 && int(l.n.open.Load())+pending >= lim.MaxConnections:
+		return RefusedMaxConnections, []any{"limit", lim.MaxConnections}
+	case !l.n.sources.allow(ip, l.n.clock.Now()):
+		return RefusedSourceRate, []any{"addr", ip, "per_second", lim.SourceRate}
+	}
+	return "", nil
+}
+
 func (l *listener) handshake(ctx context.Context, in transport.Incoming) {
 	defer l.wg.Done()
 	defer l.pending.Add(-1)
 	ctx, cancel := context.WithTimeout(ctx, l.n.cfg.HandshakeTimeout)
 	defer cancel()
 	conn, err := in.Handshake(ctx)
+	if errors.Is(err, transport.ErrBlocked) {
+		l.n.refused.refuse(l.n.log, l.n.clock.Now(), RefusedBlacklist, "err", err)
+		return
+	}
 	if err != nil {
 		l.n.log.Debug("inbound handshake failed", "err", err)
 		return

@@ -48,11 +48,13 @@ type peerShutdown struct {
 }
 
 // dialResult reports the end of a peer's climb up the ladder: the connection and the
-// step that made it, with the steps that failed before it; or the error.
+// step that made it, with the steps that failed before it and how long it ran; or the
+// error.
 type dialResult struct {
 	conn  transport.Conn
 	step  string
 	tried []StepResult
+	took  time.Duration
 	err   error
 	gen   int // which dial of the peer: a stale one is dropped
 }

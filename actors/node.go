@@ -37,6 +37,8 @@ type Config struct {
 	// MaxPendingHandshakes caps inbound connections in handshake at once, per
 	// listener; more are closed at once. Default: 64.
 	MaxPendingHandshakes int
+	// Limits bound connections, inbound rates and requests (see Limits).
+	Limits Limits
 	// KeepaliveInterval is how often a connected peer is pinged. Default: 3 s.
 	KeepaliveInterval time.Duration
 	// PeerTimeout is how long a connection may stay silent before it is dropped as
@@ -127,6 +129,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	c.Limits.withDefaults()
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -193,6 +196,10 @@ type node struct {
 	stats ladderStats
 	// refused counts what limits and lists refused, by reason.
 	refused refusals
+	// open counts the connections the Peer actors hold (connStates).
+	open atomic.Int64
+	// sources rations inbound connection attempts per IP address.
+	sources sourceLimits
 	// natPID is the NAT actor; nat is what it knows, published for readers.
 	natPID atomic.Pointer[actor.PID]
 	nat    atomic.Pointer[NATInfo]
@@ -241,6 +248,7 @@ func Start(cfg Config) (*Node, error) {
 		ctx:    ctx,
 
 		birthdays: newBirthdayBudget(),
+		sources:   sourceLimits{rate: cfg.Limits.SourceRate, burst: cfg.Limits.SourceBurst},
 	}
 	n.actSeq.Store(uint64(cfg.Clock.Now().UnixNano()))
 	if n.cfg.Puncher == nil && (cfg.PunchTCP != nil || cfg.PunchUDP != nil) {

@@ -62,6 +62,10 @@ type peer struct {
 	dialGen    int
 	lastErr    error
 	waiters    []chan<- error
+	// climbed is the connection our last dial made, until a connection goes live, and
+	// climbTook how long its winning ladder step ran: PeerConnected.Took.
+	climbed   *connState
+	climbTook time.Duration
 
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
@@ -98,9 +102,9 @@ func (p *peer) Receive(c *actor.Context) {
 	case peerShutdown:
 		p.shutdown(msg.done)
 	case InboundConn:
-		p.adopt(c, msg.Conn, p.n.inboundKind(msg.Conn), nil)
+		p.adopt(c, msg.Conn, p.n.inboundKind(msg.Conn), nil, 0)
 	case punchedConn:
-		p.adopt(c, msg.conn, msg.kind, nil)
+		p.adopt(c, msg.conn, msg.kind, nil, 0)
 	case relayOut:
 		if cs := p.active; cs != nil && !cs.sentBye && !cs.closed {
 			cs.control(msg.msg)
@@ -231,12 +235,12 @@ func (p *peer) startDial(c *actor.Context) {
 	go func() {
 		defer n.dialWG.Done()
 		defer cancel()
-		conn, step, tried, err := n.climb(ctx, contact)
+		conn, step, tried, took, err := n.climb(ctx, contact)
 		if conn != nil && ctx.Err() != nil {
 			conn.Close()
 			conn, err = nil, ErrClosed
 		}
-		n.engine.Send(pid, dialResult{conn: conn, step: step, tried: tried, err: err, gen: gen})
+		n.engine.Send(pid, dialResult{conn: conn, step: step, tried: tried, took: took, err: err, gen: gen})
 	}()
 }
 
@@ -255,11 +259,12 @@ func (p *peer) dialed(c *actor.Context, r dialResult) {
 		}
 		return
 	}
-	p.adopt(c, r.conn, r.step, r.tried)
+	p.adopt(c, r.conn, r.step, r.tried, r.took)
 }
 
-// adopt takes a handshaken connection and, if we decide, decides its fate.
-func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried []StepResult) {
+// adopt takes a handshaken connection and, if we decide, decides its fate. took is
+// how long the ladder step that made it ran, zero if we did not climb to it.
+func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried []StepResult, took time.Duration) {
 	if p.leaving != "" || p.n.ctx.Err() != nil {
 		conn.Close()
 		return
@@ -269,7 +274,11 @@ func (p *peer) adopt(c *actor.Context, conn transport.Conn, kind string, tried [
 	}
 	cs := newConnState(p.n, c.PID(), conn)
 	cs.kind, cs.tried = kind, tried
+	if took > 0 {
+		p.climbed, p.climbTook = cs, took
+	}
 	p.conns[cs] = struct{}{}
+	p.n.open.Add(1)
 	cs.start()
 	if p.ticker == nil {
 		p.ticker = sendEvery(c.Engine(), c.PID(), keepaliveTick{}, p.n.cfg.KeepaliveInterval)
@@ -362,7 +371,12 @@ func (p *peer) activate(cs *connState, seq uint64) {
 		p.n.report(sessionOutcome(cs.conn, cs.kind, p.n.clock.Now()))
 		p.n.stats.success(info.Kind)
 		p.link = p.n.dir.add(info, p.queue, p.traffic)
-		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried})
+		var took time.Duration
+		if cs == p.climbed {
+			took = p.climbTook
+		}
+		p.climbed = nil
+		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried, Took: took})
 	} else {
 		info.Since, info.RTT = p.info.Since, p.info.RTT
 		p.info = info
@@ -567,6 +581,7 @@ func (p *peer) settle(c *actor.Context) {
 			}
 			p.closeConn(cs, "done")
 			delete(p.conns, cs)
+			p.n.open.Add(-1)
 		}
 	}
 	if p.leaving != "" && len(p.conns) == 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
@@ -18,10 +19,6 @@ import (
 
 // Rendezvous limits.
 const (
-	// relayRate and relayBurst bound the Relay frames one peer may have us forward
-	// (a token bucket per peer).
-	relayRate  = 20 // per second
-	relayBurst = 40
 	// maxRendezvous is how many connected peers an initiator asks at once to pass
 	// its punch request on.
 	maxRendezvous = 3
@@ -146,12 +143,6 @@ type attempt struct {
 	timer     *time.Timer
 }
 
-// tokens is a token bucket.
-type tokens struct {
-	level float64
-	at    time.Time
-}
-
 // rendezvousActor relays punch messages between neighbours (as the node both ends
 // are connected to) and runs the exchange for this node's own punches. One punch per
 // peer at a time; when both ends start one at once, the smaller NodeID's goes on.
@@ -159,14 +150,14 @@ type rendezvousActor struct {
 	n        *node
 	self     *actor.PID
 	attempts map[identity.NodeID]*attempt
-	buckets  map[identity.NodeID]*tokens
-	logged   time.Time // last "relay refused" log line
+	buckets  map[identity.NodeID]*rate.Limiter // Relay frames per peer: Limits.RelayRate
+	logged   time.Time                         // last "relay refused" log line
 	refused  int
 }
 
 func newRendezvousActor(n *node) actor.Producer {
 	return func() actor.Receiver {
-		return &rendezvousActor{n: n, attempts: make(map[identity.NodeID]*attempt), buckets: make(map[identity.NodeID]*tokens)}
+		return &rendezvousActor{n: n, attempts: make(map[identity.NodeID]*attempt), buckets: make(map[identity.NodeID]*rate.Limiter)}
 	}
 }
 
@@ -280,24 +271,25 @@ func (r *rendezvousActor) refuse(via identity.NodeID, to []byte, why string) {
 	}
 }
 
-// take1 takes one token from via's bucket.
+// take1 takes one token from via's bucket (Limits.RelayRate, bursts of twice that).
 func (r *rendezvousActor) take1(via identity.NodeID) bool {
-	now := r.n.clock.Now()
+	rps := r.n.cfg.Limits.RelayRate
+	if rps < 0 {
+		return true
+	}
 	b := r.buckets[via]
 	if b == nil {
 		if len(r.buckets) > 4096 {
 			clear(r.buckets) // bounded: forgetting grants a burst, nothing more
 		}
-		b = &tokens{level: relayBurst, at: now}
+		b = rate.NewLimiter(rate.Limit(rps), max(int(2*rps), 1))
 		r.buckets[via] = b
 	}
-	b.level = min(relayBurst, b.level+now.Sub(b.at).Seconds()*relayRate)
-	b.at = now
-	if b.level < 1 {
-		return false
+	if b.AllowN(r.n.clock.Now(), 1) {
+		return true
 	}
-	b.level--
-	return true
+	r.n.refused.refuse(r.n.log, r.n.clock.Now(), RefusedRendezvousRate, "peer", via.Short(), "per_second", rps)
+	return false
 }
 
 // start begins an initiator attempt.

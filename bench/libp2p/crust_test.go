@@ -27,6 +27,8 @@ func newCrustNode(b *testing.B, proto string, onMessage func(crust.Message)) *cr
 		SendBlocks:  true,
 		OnMessage:   onMessage,
 		Log:         slog.New(slog.DiscardHandler),
+		// Faster than the default per-peer inbound limit (1 M msgs/s).
+		Limits: crust.Limits{PeerMessageRate: -1, PeerByteRate: -1},
 	})
 	if err != nil {
 		b.Fatalf("starting a crust node: %v", err)

@@ -55,6 +55,9 @@ func startSession(opts options, log *slog.Logger, out *screen) (*session, error)
 		SendBlocks:    true,
 		ShutdownGrace: time.Second,
 		Log:           log,
+		// A measuring tool: the per-peer inbound limit (1 M msgs/s by default) would
+		// cap what -max measures.
+		Limits: crust.Limits{PeerMessageRate: -1, PeerByteRate: -1},
 	})
 	if err != nil {
 		return nil, err
