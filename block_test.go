@@ -87,6 +87,19 @@ func TestBlockPrefixAtRunTime(t *testing.T) {
 		t.Fatalf("BlockPrefix: %v", err)
 	}
 	a.waitLost(b.ID(), 1, 5*time.Second)
+	// Refused both ways from now on: b's address at a's accept loop, b's endpoint in
+	// a's dials.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Connect(ctx, a.Contact()); err == nil {
+		t.Fatal("the peer in the blocked prefix connected again")
+	}
+	if err := a.Connect(ctx, b.Contact()); err == nil {
+		t.Fatal("dialled a peer in the blocked prefix")
+	}
+	if n := a.connectedCount(b.ID()); n != 1 {
+		t.Fatalf("%d PeerConnected events for the peer, want the 1 before the block", n)
+	}
 	if got, want := a.Policy().BlacklistPrefixes, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}; !slices.Equal(got, want) {
 		t.Errorf("Policy().BlacklistPrefixes = %v, want %v", got, want)
 	}
