@@ -39,6 +39,7 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	printDefault := fs.Bool("print-default", false, "print the default config, every key with a comment, and exit")
 	logLevel := fs.String("loglevel", "info", "log level: off, error, warn, info or debug")
 	logJSON := fs.Bool("log-json", false, "log JSON objects, one per line, instead of text")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics, like 127.0.0.1:9464 (overrides metrics_addr; \"\" turns it off)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, daemonUsage)
 		fs.PrintDefaults()
@@ -75,6 +76,13 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "crust-node: %v\n", err)
 		return 2
 	}
+	if flagSet(fs, "metrics") {
+		if err := config.CheckMetricsAddr(*metricsAddr); err != nil {
+			fmt.Fprintf(stderr, "crust-node: -metrics: %v\n", err)
+			return 2
+		}
+		cfg.MetricsAddr = *metricsAddr
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := daemon(ctx, cfg, log, stdout); err != nil {
@@ -83,6 +91,13 @@ func runDaemon(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// flagSet reports whether the flag name was given on the command line, even empty.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // loadConfig reads the config at path ("-": standard input; "": the defaults).
@@ -121,8 +136,9 @@ func adminURL(cfg config.Config, dataDir string) (string, error) {
 }
 
 // daemon runs a node on cfg until ctx ends, then stops it cleanly. It prints one line
-// to stdout once the node and its admin API are up: "ready", the NodeID and where
-// the admin API listens.
+// to stdout once the node and its admin API are up: "ready", the NodeID, where the
+// admin API listens and, with metrics on, where the metrics endpoint listens
+// ("ready ID admin=ADDR metrics=HOST:PORT").
 func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	dataDir, err := resolveDataDir(cfg)
 	if err != nil {
@@ -141,8 +157,13 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return err
 	}
+	met, err := listenMetrics(cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
 	svc, err := crust.New(scfg)
 	if err != nil {
+		met.close()
 		return err
 	}
 	var srv *admin.Server
@@ -150,40 +171,54 @@ func daemon(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if adminAddr != "" {
 		ln, err := admin.Listen(adminAddr)
 		if err != nil {
+			met.close()
 			svc.Close()
 			return fmt.Errorf("admin API: %w", err)
 		}
 		srv = admin.NewServer(svc, log, admin.WithBlockStore(blocks))
 		go func() { serveDone <- srv.Serve(ln) }()
 	}
+	met.serve(svc)
 	eventsDone := make(chan struct{})
 	go func() {
 		defer close(eventsDone)
 		for ev := range svc.Events() {
 			logEvent(log, ev)
+			met.observe(ev)
 			if srv != nil {
 				srv.Publish(ev)
 			}
 		}
 	}()
-	log.Info("crust-node running", "id", svc.ID(), "endpoints", endpointList(svc.Endpoints()), "data_dir", dataDir, "admin", adminAddr)
-	fmt.Fprintf(stdout, "ready %s admin=%s\n", svc.ID(), adminAddr)
+	log.Info("crust-node running", "id", svc.ID(), "endpoints", endpointList(svc.Endpoints()), "data_dir", dataDir, "admin", adminAddr, "metrics", met.addr())
+	ready := fmt.Sprintf("ready %s admin=%s", svc.ID(), adminAddr)
+	if met != nil {
+		ready += " metrics=" + met.addr()
+	}
+	fmt.Fprintln(stdout, ready)
 
-	var serveErr error
+	var serveErr, metricsErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
 	case serveErr = <-serveDone:
 		log.Error("admin API stopped; stopping", "err", serveErr)
+	case <-met.done():
+		metricsErr = met.err
+		log.Error("metrics endpoint stopped; stopping", "err", metricsErr)
 	}
 	if srv != nil {
 		srv.Close()
 	}
+	met.close()
 	closeErr := svc.Close() // Goodbye to every peer, the bootstrap cache saved
 	<-eventsDone
 	log.Info("crust-node stopped")
 	if serveErr != nil {
 		return fmt.Errorf("admin API: %w", serveErr)
+	}
+	if metricsErr != nil {
+		return fmt.Errorf("metrics endpoint: %w", metricsErr)
 	}
 	return closeErr
 }

@@ -10,6 +10,8 @@
 // With no --config it runs on the defaults (--print-default shows them, as TOML with
 // a comment per key); --config - reads the config from standard input. SIGINT or
 // SIGTERM stops it cleanly: Goodbye to every peer, the bootstrap cache saved, exit 0.
+// With --metrics HOST:PORT (or metrics_addr in the config; off by default) it also
+// serves Prometheus metrics at http://HOST:PORT/metrics (package metrics lists them).
 //
 // Talk to a running daemon (through its admin socket, found from the same config, or
 // named with --admin):

@@ -84,6 +84,9 @@ type daemonProc struct {
 	done   chan error
 	// signalled: stop was asked for; a daemon gets one signal only.
 	signalled bool
+	// metrics is where the metrics endpoint listens ("metrics=" in the ready line),
+	// "" when it is off.
+	metrics string
 }
 
 type syncBuffer struct {
@@ -106,10 +109,11 @@ func (b *syncBuffer) String() string {
 }
 
 // startDaemon runs crust-node with cfg on standard input (--config -) and waits for
-// its "ready" line. The process is stopped (SIGINT) at the end of the test.
-func startDaemon(t *testing.T, cfg string) *daemonProc {
+// its "ready" line; args are more flags. The process is stopped (SIGINT) at the end
+// of the test.
+func startDaemon(t *testing.T, cfg string, args ...string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(binary, "--config", "-", "--loglevel", "debug")
+	cmd := exec.Command(binary, append([]string{"--config", "-", "--loglevel", "debug"}, args...)...)
 	cmd.Stdin = strings.NewReader(cfg)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -135,6 +139,11 @@ func startDaemon(t *testing.T, cfg string) *daemonProc {
 	case line := <-ready:
 		f := strings.Fields(line)
 		d.id, d.admin = f[1], strings.TrimPrefix(f[2], "admin=")
+		for _, field := range f[3:] {
+			if addr, ok := strings.CutPrefix(field, "metrics="); ok {
+				d.metrics = addr
+			}
+		}
 	case err := <-d.done:
 		d.done <- err
 		t.Fatalf("crust-node exited before it was ready (%v):\n%s", err, d.stderr)
@@ -370,6 +379,7 @@ func TestConfigErrors(t *testing.T) {
 		{"[limits]\npeer_timeout = \"soon\"\n", "peer_timeout"},
 		{"listen_port = 99999\n", "listen_port"},
 		{"whitelist = [\"nobody\"]\n", "whitelist"},
+		{"metrics_addr = \"9464\"\n", `<stdin>:1: metrics_addr: "9464": want host:port`},
 	} {
 		var out, errOut bytes.Buffer
 		code := run([]string{"--config", "-"}, strings.NewReader(tc.config), &out, &errOut)

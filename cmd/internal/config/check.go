@@ -93,6 +93,9 @@ func (c Config) check() (crust.Config, []*Error) {
 	if _, _, err := parseAdmin(c.Admin); err != nil {
 		ch.fail("admin", "%v", err)
 	}
+	if err := CheckMetricsAddr(c.MetricsAddr); err != nil {
+		ch.fail("metrics_addr", "%v", err)
+	}
 	return lib, ch.errs
 }
 

@@ -69,6 +69,10 @@ type Config struct {
 	// Admin (admin) is the admin endpoint: "" for admin.sock in the data directory,
 	// "unix:PATH", "tcp://127.0.0.1:PORT" or "off"; see AdminAddr. Default: "".
 	Admin string `toml:"admin"`
+	// MetricsAddr (metrics_addr) is where the Prometheus endpoint (GET /metrics)
+	// listens, "host:port" as net.Listen takes it; see CheckMetricsAddr. Default: "",
+	// off.
+	MetricsAddr string `toml:"metrics_addr"`
 	// Limits ([limits]) are the library's timeouts and bounds.
 	Limits Limits `toml:"limits"`
 }

@@ -39,6 +39,7 @@ whitelist = ["` + idA + `"]
 blacklist = ["` + idB + `"]
 blacklist_prefixes = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
 admin = "tcp://127.0.0.1:5485"
+metrics_addr = "127.0.0.1:9464"
 
 [limits]
 handshake_timeout = "3s"
@@ -125,6 +126,9 @@ func TestLoadCustom(t *testing.T) {
 	if network != "tcp" || address != "127.0.0.1:5485" || err != nil {
 		t.Errorf("AdminAddr = %q, %q, %v; want tcp, 127.0.0.1:5485", network, address, err)
 	}
+	if c.MetricsAddr != "127.0.0.1:9464" {
+		t.Errorf("metrics_addr = %q, want 127.0.0.1:9464", c.MetricsAddr)
+	}
 }
 
 // TestLoadErrors checks that each mistake names its key and line, and says what is
@@ -175,6 +179,12 @@ func TestLoadErrors(t *testing.T) {
 		{"admin by name", "admin = \"tcp://localhost:5485\"\n", "admin", 1, "...is not a loopback address"},
 		{"admin unix:// relative", "admin = \"unix://admin.sock\"\n", "admin", 1, `...write "unix:admin.sock"`},
 		{"admin unknown", "admin = \"http://127.0.0.1\"\n", "admin", 1, `...want "off"`},
+		{"metrics without port", "metrics_addr = \"127.0.0.1\"\n", "metrics_addr", 1,
+			`crust.toml:1: metrics_addr: "127.0.0.1": want host:port, like "127.0.0.1:9464"`},
+		{"metrics as a URL", "metrics_addr = \"http://127.0.0.1:9464/metrics\"\n", "metrics_addr", 1, "...want host:port"},
+		{"metrics port by name", "metrics_addr = \"127.0.0.1:http\"\n", "metrics_addr", 1, `...port "http" is not a number from 0 to 65535`},
+		{"metrics port out of range", "metrics_addr = \"[::1]:65536\"\n", "metrics_addr", 1, "...is not a number from 0 to 65535"},
+		{"metrics host", "metrics_addr = \"no such host:9464\"\n", "metrics_addr", 1, `..."no such host" is neither an IP address nor a host name`},
 		{"wrong type", "listen_port = \"x\"\n", "listen_port", 1, `crust.toml:1: listen_port: want an integer, not the string "x"`},
 		{"wrong element type", "contacts = [\"a\", 2]\n", "contacts", 1, "...element 2 is the integer 2, not a string"},
 		{"not a table", "limits = 5\n", "limits", 1, "...want a table, not the integer 5"},

@@ -102,6 +102,27 @@ func parseAdmin(s string) (network, address string, err error) {
 	return "", "", fmt.Errorf(`%q: want "off", "unix:PATH", "unix:///ABSOLUTE/PATH" or "tcp://127.0.0.1:PORT"`, s)
 }
 
+// CheckMetricsAddr checks a metrics_addr value, or crust-node's -metrics flag: "" is
+// off; else "host:port" as net.Listen takes it, the host an IP address, a host name,
+// or empty for every address of the host, and the port from 0 to 65535 (0 picks a
+// free one).
+func CheckMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf(`%q: want host:port, like "127.0.0.1:9464"`, addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+	}
+	return nil
+}
+
 // loopbackAddr checks "ip:port" with a loopback IP: whoever reaches the admin
 // endpoint controls the node.
 func loopbackAddr(hostport string) (string, error) {

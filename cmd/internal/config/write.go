@@ -50,6 +50,8 @@ the NAT's behaviour. Empty: none; peers still tell us how they see us.`,
 accepted from, whatever the NodeID. "crust-node block" adds to them at run time.`,
 	"admin": `Admin endpoint. Empty: admin.sock in data_dir; "unix:PATH" (relative to data_dir),
 "unix:///ABSOLUTE/PATH", "tcp://127.0.0.1:PORT" (loopback only) or "off".`,
+	"metrics_addr": `Prometheus metrics at http://ADDR/metrics, like "127.0.0.1:9464" (no authentication:
+keep it on loopback or a private network). Empty: off.`,
 	"limits": `Timeouts and bounds of the connections. Durations are like "10s", "1m30s" or
 "500ms"; sizes are in bytes.`,
 	"limits.handshake_timeout":      `Bound on connecting, the TLS handshake and Hello of one connection.`,
