@@ -52,6 +52,11 @@ type Config struct {
 	Limits Limits
 	// KeepaliveInterval is how often a peer is pinged (liveness and RTT). Default: 3 s.
 	KeepaliveInterval time.Duration
+	// ReconnectFor is how long the node tries to reconnect to a peer whose connection
+	// failed without a Goodbye (a timeout, a reset: a fault, not the peer leaving),
+	// redialling with backoff from half a second to 30 s; PeerLost.Reconnecting
+	// says so. Default: 1 minute; negative: never.
+	ReconnectFor time.Duration
 	// PeerTimeout is how long a peer may stay silent before it is lost. A dead peer is
 	// reported within PeerTimeout + KeepaliveInterval. Default: 12 s.
 	PeerTimeout time.Duration

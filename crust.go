@@ -187,6 +187,7 @@ func New(cfg Config) (*Service, error) {
 		HandshakeTimeout:     cfg.HandshakeTimeout,
 		MaxPendingHandshakes: cfg.MaxPendingHandshakes,
 		Limits:               cfg.Limits,
+		ReconnectFor:         cfg.ReconnectFor,
 		KeepaliveInterval:    cfg.KeepaliveInterval,
 		PeerTimeout:          cfg.PeerTimeout,
 		SendQueueMessages:    cfg.SendQueueMessages,

@@ -41,9 +41,14 @@ type PeerLost struct {
 	ID identity.NodeID
 	// Reason says why, e.g. "peer shut down" or "no frame for 12s".
 	Reason string
+	// Reconnecting is set when the connection failed without the peer leaving (a
+	// timeout, a reset): the node redials it for Config.ReconnectFor, and a
+	// PeerConnected follows if that works.
+	Reconnecting bool
 }
 
-// Message is a message from a peer. Data is owned by the receiver.
+// Message is a message from a peer. Data is owned by the receiver, except with
+// Config.OnMessage, which is lent Data for the call.
 type Message struct {
 	// From is the sender.
 	From identity.NodeID

@@ -126,6 +126,9 @@ type Config struct {
 	// DialStagger is the delay between dial attempts to a peer's endpoints (happy
 	// eyeballs). Default: 250 ms.
 	DialStagger time.Duration
+	// ReconnectFor is how long the node tries to reconnect to a peer whose live
+	// connection failed without a Goodbye. Default: 1 minute; negative: never.
+	ReconnectFor time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -150,6 +153,9 @@ func (c *Config) setDefaults() {
 	def(&c.KeepaliveInterval, 3*time.Second)
 	def(&c.PeerTimeout, 12*time.Second)
 	def(&c.DialStagger, 250*time.Millisecond)
+	if c.ReconnectFor == 0 {
+		c.ReconnectFor = time.Minute
+	}
 	def(&c.StepTimeout, 5*time.Second)
 	def(&c.AnnounceInterval, 30*time.Second)
 	def(&c.SaveDelay, time.Second)

@@ -67,6 +67,13 @@ type peer struct {
 	climbed   *connState
 	climbTook time.Duration
 
+	// redialUntil, while set, is when reconnecting to a peer lost without a Goodbye
+	// stops (redial.go); redialWait is the wait before the attempt after next.
+	redialUntil time.Time
+	redialWait  time.Duration
+	redialTimer *time.Timer
+	redialGen   int
+
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
 	ticker       *repeater
@@ -125,6 +132,8 @@ func (p *peer) Receive(c *actor.Context) {
 		}
 	case keepaliveTick:
 		p.tick()
+	case redialTick:
+		p.redial(msg, func() { p.startDial(c) })
 	case countConns:
 		n := len(p.conns)
 		if p.dialing {
@@ -192,6 +201,7 @@ func (p *peer) shutdown(done chan struct{}) {
 // (what is still queued is dropped); PeerLost follows when the connections are through.
 func (p *peer) leave(why, reason string) {
 	p.leaving = why
+	p.stopRedial()
 	p.closeQueue()
 	if p.dialCancel != nil {
 		p.dialCancel()
@@ -207,6 +217,7 @@ func (p *peer) leave(why, reason string) {
 
 // stop runs when the actor is stopped: whatever is left is closed without ceremony.
 func (p *peer) stop() {
+	p.stopRedial()
 	if p.ticker != nil {
 		p.ticker.Stop()
 		p.ticker = nil
@@ -254,6 +265,7 @@ func (p *peer) dialed(c *actor.Context, r dialResult) {
 	p.dialing, p.dialCancel = false, nil
 	if r.err != nil {
 		p.lastErr = r.err
+		p.scheduleRedial() // if reconnecting: the next attempt
 		if !errors.Is(r.err, ErrClosed) && !errors.Is(r.err, context.Canceled) {
 			p.n.report(connOutcome{contact: transport.Contact{ID: p.id}, at: p.n.clock.Now()})
 		}
@@ -376,6 +388,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 			took = p.climbTook
 		}
 		p.climbed = nil
+		p.stopRedial()
 		p.n.emit.Control(PeerConnected{ID: p.id, Kind: info.Kind, Addr: info.Addr, RTT: info.RTT, Outbound: info.Outbound, Tried: cs.tried, Took: took})
 	} else {
 		info.Since, info.RTT = p.info.Since, p.info.RTT
@@ -456,6 +469,9 @@ func (p *peer) readerEnded(m readerEnded) {
 		p.expecting = p.n.clock.Now()
 	case wasLive:
 		p.lose(why)
+		if m.bye == nil {
+			p.startRedial(cs)
+		}
 	case cs.wasActive && m.bye == nil && p.connected:
 		// A connection that carried data broke before its Goodbye: what it still
 		// held is gone. Rather than deliver around a gap, the pair starts over.
@@ -463,6 +479,7 @@ func (p *peer) readerEnded(m readerEnded) {
 			p.closeConn(o, "an earlier connection of the pair broke: "+why)
 		}
 		p.lose("connection broke while being replaced: " + why)
+		p.startRedial(cs)
 	}
 }
 
@@ -506,7 +523,7 @@ func (p *peer) emitLost() {
 	}
 	p.connected = false
 	p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
-	p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy})
+	p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy, Reconnecting: p.redialing()})
 	p.n.log.Debug("peer lost", "peer", p.id.Short(), "reason", p.lostWhy)
 	p.lostWhy = ""
 }
@@ -612,7 +629,7 @@ func (p *peer) settle(c *actor.Context) {
 		p.ticker.Stop()
 		p.ticker = nil
 	}
-	if len(p.conns) == 0 && !p.connected && !p.dialing && len(p.waiters) == 0 && p.expecting.IsZero() && p.leaving == "" {
+	if len(p.conns) == 0 && !p.connected && !p.dialing && len(p.waiters) == 0 && p.expecting.IsZero() && p.leaving == "" && !p.redialing() {
 		p.retired = true
 		c.Send(p.parent, peerIdle{id: p.id, pid: p.pid})
 	}
