@@ -92,8 +92,9 @@ func (s *supervisor) Receive(c *actor.Context) {
 		case id == s.n.self:
 			s.n.log.Warn("closing a connection to ourselves", "addr", msg.Conn.RemoteAddr())
 			msg.Conn.Close()
-		case !s.n.cfg.Policy.Allowed(id):
-			s.n.log.Debug("refusing a connection from a blocked peer", "peer", id.Short(), "addr", msg.Conn.RemoteAddr())
+		case !s.n.cfg.Policy.Allowed(id) || !s.n.cfg.Policy.AllowedAddr(transport.AddrPortOf(msg.Conn.RemoteAddr()).Addr()):
+			// Checked again here: a block may have come in during the handshake.
+			s.n.refused.refuse(s.n.log, s.n.clock.Now(), RefusedBlacklist, "peer", id.Short(), "addr", msg.Conn.RemoteAddr())
 			msg.Conn.Close()
 		default:
 			c.Send(s.peer(c, id), msg)
@@ -104,7 +105,7 @@ func (s *supervisor) Receive(c *actor.Context) {
 		}
 	case punchedConn:
 		id := msg.conn.PeerID()
-		if s.shuttingDown || !s.n.cfg.Policy.Allowed(id) {
+		if s.shuttingDown || !s.n.cfg.Policy.Allowed(id) || !s.n.cfg.Policy.AllowedAddr(transport.AddrPortOf(msg.conn.RemoteAddr()).Addr()) {
 			msg.conn.Close()
 			return
 		}
