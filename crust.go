@@ -465,6 +465,13 @@ func (s *Service) ConnCount(id NodeID) int { return s.node.ConnCount(id) }
 // Send queues data for the peer and returns without waiting. Messages to one peer
 // arrive in the order sent, each once, while the connection lives; data is copied.
 // A full queue returns ErrQueueFull (or waits, with Config.SendBlocks).
+//
+// The promise: a message Send accepted (nil error) is delivered to the peer's
+// application (its Events or OnMessage), or it comes back in an Undelivered event:
+// as Unsent if the session ended before it was written, as Unacknowledged if it was
+// written on a connection that then failed before the peer acknowledged it (it may
+// have arrived: resending it can make a duplicate). After a clean Disconnect the
+// peer has read everything written before the Goodbye.
 func (s *Service) Send(id NodeID, data []byte) error { return s.node.Send(id, data) }
 
 // Refused returns how many connections, messages or requests the node refused or

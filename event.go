@@ -14,8 +14,15 @@ type Event = actors.Event
 type PeerConnected = actors.PeerConnected
 
 // PeerLost reports a peer's connection ended, with the reason. Messages still queued
-// for it are dropped; Send returns ErrNotConnected until it connects again.
+// for it, or sent on a connection that failed and not acknowledged, come back in an
+// Undelivered event before it; Send returns ErrNotConnected until the peer connects
+// again.
 type PeerLost = actors.PeerLost
+
+// Undelivered gives back messages Send accepted that may not have reached the peer:
+// Send's promise is that a message is delivered or comes back here, never dropped
+// without a word.
+type Undelivered = actors.Undelivered
 
 // Message is a message from a peer, in the order the peer sent them.
 type Message = actors.Message

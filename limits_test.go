@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -18,12 +19,21 @@ import (
 // waitRefused waits until node has counted want refusals for reason.
 func waitRefused(t *testing.T, node *testNode, reason string, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for node.Refused()[reason] < want {
+	pollUntil(t, 5*time.Second, func() bool { return node.Refused()[reason] >= want }, func() string {
+		return fmt.Sprintf("%s: %d %q refusals, want %d (all: %v)", node.ID().Short(), node.Refused()[reason], reason, want, node.Refused())
+	})
+}
+
+// pollUntil polls cond until it holds, failing with why() after timeout: for state
+// that changes without an event (counters, connections closing).
+func pollUntil(t *testing.T, timeout time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d %q refusals, want %d (all: %v)", node.ID().Short(), node.Refused()[reason], reason, want, node.Refused())
+			t.Fatal(why())
 		}
-		time.Sleep(5 * time.Millisecond) // polling for a count, not a delay
+		time.Sleep(5 * time.Millisecond) // polling for a condition, not a delay
 	}
 }
 
@@ -54,7 +64,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub.waitLost(a.ID(), 1, 5*time.Second)
-	hub.waitUntil(5*time.Second, "a's connection closed", func() bool { return hub.ConnCount(a.ID()) == 0 })
+	pollUntil(t, 5*time.Second, func() bool { return hub.ConnCount(a.ID()) == 0 }, func() string { return "a's connection still open" })
 	connect(t, c, hub) // room again
 }
 

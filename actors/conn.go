@@ -44,6 +44,14 @@ type connState struct {
 	discard atomic.Bool
 	// traffic counts what the reader hands on, once the connection is live.
 	traffic atomic.Pointer[traffic]
+	// peerAcks: the peer's Hello says it acknowledges Data, so the writer keeps what
+	// it wrote (sent) until then and the reader acknowledges (acks) in turn.
+	peerAcks bool
+	acks     acker
+	sent     sentLog
+	// faulted is set (actor-owned) when the connection ended without the peer's
+	// Goodbye: what it wrote and the peer did not acknowledge is reported.
+	faulted bool
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it
@@ -86,6 +94,9 @@ func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {
 		writerDone: make(chan struct{}),
 	}
 	cs.lastRead.Store(n.clock.Now().UnixNano())
+	if h := c.PeerHello(); h != nil {
+		cs.peerAcks = h.Acks
+	}
 	return cs
 }
 
@@ -148,6 +159,7 @@ func (cs *connState) readLoop() {
 		if inHandler {
 			cs.stalled.Store(false)
 			inHandler = false
+			cs.delivered(handled)
 			cs.traffic.Load().received(handled, handledBytes)
 			handled, handledBytes = 0, 0
 		}
@@ -164,7 +176,11 @@ func (cs *connState) readLoop() {
 		}
 		cs.traffic.Load().received(batch.len(), batch.bytes)
 		cs.stalled.Store(true)
+		count := batch.len()
 		ok := cs.node.emit.Data(batch, cs.abort)
+		if ok {
+			cs.delivered(count)
+		}
 		batch = nil
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())
 		cs.stalled.Store(false)
@@ -233,6 +249,8 @@ func (cs *connState) readLoop() {
 		switch m := f.Msg.(type) {
 		case wire.Ping:
 			cs.control(wire.Pong(m))
+		case wire.Ack:
+			cs.sent.ack(m.Count)
 		case wire.Goodbye:
 			flush()
 			cs.send(readerEnded{cs: cs, bye: &m})

@@ -47,6 +47,19 @@ type PeerLost struct {
 	Reconnecting bool
 }
 
+// Undelivered gives back messages that Send accepted for a peer and that may not have
+// reached it: Send's promise is that every message is delivered or comes back here.
+// It comes before the PeerLost of the session, oldest message first.
+type Undelivered struct {
+	// ID is the peer.
+	ID identity.NodeID
+	// Unacknowledged were written on a connection that then failed, before the peer
+	// acknowledged them: some may have arrived (the acknowledgement was in flight).
+	Unacknowledged [][]byte
+	// Unsent never left this node: still queued when the session ended.
+	Unsent [][]byte
+}
+
 // Message is a message from a peer. Data is owned by the receiver, except with
 // Config.OnMessage, which is lent Data for the call.
 type Message struct {
@@ -73,5 +86,6 @@ type ListenerFailed struct {
 func (PeerConnected) isEvent()   {}
 func (PeerLost) isEvent()        {}
 func (Message) isEvent()         {}
+func (Undelivered) isEvent()     {}
 func (ListenerStarted) isEvent() {}
 func (ListenerFailed) isEvent()  {}

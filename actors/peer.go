@@ -74,6 +74,11 @@ type peer struct {
 	redialTimer *time.Timer
 	redialGen   int
 
+	// undelivered collects the session's messages that may not have arrived, for the
+	// Undelivered before its PeerLost: the unacknowledged ones of failed connections
+	// as they are through, and what was still queued.
+	undelivered Undelivered
+
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
 	ticker       *repeater
@@ -431,6 +436,9 @@ func (p *peer) closeConn(cs *connState, why string) {
 
 func (p *peer) readerEnded(m readerEnded) {
 	cs := m.cs
+	if cs.readerOver {
+		return // endSession already counted it out (it stays until its writer is through)
+	}
 	cs.readerOver = true
 	if cs.wasActive {
 		if p.drained == nil {
@@ -453,6 +461,7 @@ func (p *peer) readerEnded(m readerEnded) {
 			p.lastErr = fmt.Errorf("connecting to %s: the peer closed the connection: %s", p.id.Short(), m.bye.Reason)
 		}
 	} else {
+		cs.faulted = true
 		if isProtocolError(m.err) {
 			p.n.log.Warn("closing connection: peer broke the protocol", "peer", p.id.Short(), "addr", cs.conn.RemoteAddr(), "err", m.err)
 		}
@@ -486,7 +495,7 @@ func (p *peer) readerEnded(m readerEnded) {
 func (p *peer) writerEnded(m writerEnded) {
 	cs := m.cs
 	cs.writerOver = true
-	if m.err != nil {
+	if m.err != nil && !errors.Is(m.err, errAborted) {
 		p.closeConn(cs, "write failed: "+m.err.Error())
 	}
 }
@@ -516,11 +525,22 @@ func (p *peer) endSession(keep *connState) {
 	p.emitLost()
 }
 
-// emitLost reports the pending PeerLost.
+// emitUndelivered reports the messages of the session that may not have arrived.
+func (p *peer) emitUndelivered() {
+	if u := p.undelivered; len(u.Unacknowledged)+len(u.Unsent) > 0 {
+		u.ID = p.id
+		p.n.emit.Control(u)
+		p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
+		p.undelivered = Undelivered{}
+	}
+}
+
+// emitLost reports the pending PeerLost, after the session's Undelivered.
 func (p *peer) emitLost() {
 	if p.lostWhy == "" {
 		return
 	}
+	p.emitUndelivered()
 	p.connected = false
 	p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
 	p.n.emit.Control(PeerLost{ID: p.id, Reason: p.lostWhy, Reconnecting: p.redialing()})
@@ -531,7 +551,10 @@ func (p *peer) emitLost() {
 func (p *peer) closeQueue() {
 	if p.queue != nil {
 		p.n.dir.remove(p.id)
-		p.queue.close()
+		if left := p.queue.close(); left.msgs > 0 {
+			p.undelivered.Unsent = append(p.undelivered.Unsent, left.messages()...)
+			left.free()
+		}
 		p.queue, p.link, p.traffic = nil, nil, nil
 	}
 }
@@ -587,7 +610,9 @@ func (p *peer) settle(c *actor.Context) {
 		if cs.wasActive && p.mayDeliver(cs) {
 			cs.openGate()
 		}
-		if cs.readerOver && (cs.writerOver || cs.closed) {
+		// Both goroutines are through (the writer reports even when aborted), so
+		// what the connection wrote is final.
+		if cs.readerOver && cs.writerOver {
 			if cs.gotBye && cs.writerOver && !cs.closed {
 				// Both Goodbyes are through our hands. Closing outright could still cut
 				// ours off in flight (QUIC drops unacknowledged data on close); the
@@ -599,13 +624,19 @@ func (p *peer) settle(c *actor.Context) {
 			p.closeConn(cs, "done")
 			delete(p.conns, cs)
 			p.n.open.Add(-1)
+			if lost := cs.sent.unacked(); cs.faulted {
+				p.undelivered.Unacknowledged = append(p.undelivered.Unacknowledged, lost...)
+			}
 		}
 	}
 	if p.leaving != "" && len(p.conns) == 0 {
 		p.lose(p.leaving)
 	}
-	if !p.draining() {
+	if !p.draining() && !p.reporting() {
 		p.emitLost()
+		if !p.connected {
+			p.emitUndelivered() // what a connection reported after its session's PeerLost
+		}
 	}
 	if p.leaving != "" && len(p.conns) == 0 {
 		if p.shutdownDone != nil {
@@ -655,6 +686,18 @@ func (p *peer) mayDeliver(cs *connState) bool {
 		}
 	}
 	return true
+}
+
+// reporting reports whether a failed connection that carried data still has its
+// writer running: what it wrote is not final, and its Undelivered comes before
+// PeerLost.
+func (p *peer) reporting() bool {
+	for cs := range p.conns {
+		if cs.wasActive && cs.faulted && !cs.writerOver {
+			return true
+		}
+	}
+	return false
 }
 
 // draining reports whether a connection that carried data is still being read.

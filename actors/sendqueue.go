@@ -175,14 +175,16 @@ func (q *sendQueue) recycle(o outgoing) {
 	}
 }
 
-// close drops what is queued and makes later pushes fail with ErrNotConnected.
-func (q *sendQueue) close() {
+// close makes later pushes fail with ErrNotConnected and returns what was queued.
+func (q *sendQueue) close() outgoing {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
+	left := q.out
 	q.out, q.spare, q.open = outgoing{}, outgoing{}, false
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
+	return left
 }

@@ -105,9 +105,6 @@ func (cs *connState) writeLoop() {
 	cs.w.over, cs.w.running, cs.w.ctrl = true, false, nil
 	cs.w.mu.Unlock()
 	close(cs.writerDone)
-	if errors.Is(err, errAborted) {
-		return
-	}
 	cs.send(writerEnded{cs: cs, err: err})
 }
 
@@ -190,6 +187,9 @@ func (cs *connState) kickAfter(after <-chan struct{}) {
 // Goodbye or abort is pending.
 func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 	for !cs.byePending() {
+		if cs.peerAcks && !cs.sent.waitRoom(cs.node.cfg.SendQueueBytes, cs.abort) {
+			return errAborted // the peer acknowledges nothing: it holds the writer back
+		}
 		o := q.pop()
 		if o.msgs == 0 {
 			q.recycle(o)
@@ -203,11 +203,16 @@ func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 				err = cs.conn.WriteData(seg.large)
 			}
 			if err != nil {
+				cs.sent.keep(o) // maybe written: reported with the rest
 				return err
 			}
 		}
 		t.sent(o.msgs, o.bytes)
-		q.recycle(o)
+		if cs.peerAcks {
+			cs.sent.keep(o)
+		} else {
+			q.recycle(o)
+		}
 		if isClosed(cs.abort) {
 			return errAborted
 		}

@@ -102,7 +102,7 @@ func newStreamConn(rw io.ReadWriter, closeFn func() error, local, remote net.Add
 
 // helloFor builds our Hello for a connection to remote.
 func helloFor(self identity.NodeID, eps []Endpoint, remote net.Addr) *wire.Hello {
-	h := &wire.Hello{Version: wire.Version, NodeID: self[:], ObservedAddr: AddrPortOf(remote).String()}
+	h := &wire.Hello{Version: wire.Version, NodeID: self[:], ObservedAddr: AddrPortOf(remote).String(), Acks: true}
 	for _, ep := range eps {
 		h.Endpoints = append(h.Endpoints, ep.String())
 	}

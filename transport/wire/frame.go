@@ -133,6 +133,10 @@ func DecodeEnvelope(b []byte) (Message, error) {
 		var a Activate
 		err = dec.Decode(&a)
 		m = a
+	case TypeAck:
+		var a Ack
+		err = dec.Decode(&a)
+		m = a
 	case TypeRelay:
 		var r Relay
 		err = dec.Decode(&r)

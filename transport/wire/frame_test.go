@@ -69,6 +69,7 @@ var vectors = []struct {
 	{"Goodbye duplicate", Goodbye{Reason: ReasonDuplicate}, "0000000f 92 05 81 a172 a9 6475706c6963617465"},
 	{"Activate", Activate{Seq: 3}, "00000006 92 06 81 a173 03"},
 	{"Relay error", Relay{To: []byte{1, 2}, Error: "no"}, "0000000e 92 07 82 a174 c4 02 0102 a165 a2 6e6f"},
+	{"Ack", Ack{Count: 300}, "00000008 92 08 81 a163 cd 012c"},
 	{"Unknown", Unknown{Tag: 9}, "00000003 92 09 c0"},
 	{"Hello", testHello, "00000074 92 01 84" +
 		" a176 01" +
@@ -76,6 +77,7 @@ var vectors = []struct {
 		" a26570 92 b4 7463703a2f2f3139322e302e322e313a35343833 b8 7463703a2f2f5b323030313a6462383a3a315d3a35343833" +
 		" a36f6273 b2 3139382e35312e3130302e373a3430303030"},
 	{"Hello empty", &Hello{}, "00000013 92 01 84 a176 00 a26964 c0 a26570 c0 a36f6273 a0"},
+	{"Hello acks", &Hello{Acks: true}, "00000018 92 01 85 a176 00 a26964 c0 a26570 c0 a36f6273 a0 a3 61636b c3"},
 }
 
 func TestVectorsEncode(t *testing.T) {

@@ -16,6 +16,7 @@ const (
 	TypeGoodbye  Type = 5
 	TypeActivate Type = 6
 	TypeRelay    Type = 7
+	TypeAck      Type = 8
 )
 
 // Message is one decoded frame.
@@ -36,6 +37,17 @@ type Hello struct {
 	Endpoints []string `msgpack:"ep"`
 	// ObservedAddr is the receiver's address as the sender sees it, "host:port".
 	ObservedAddr string `msgpack:"obs"`
+	// Acks says the sender acknowledges the Data it receives (Ack frames), so the
+	// peer may keep what it sent until then. Peers that predate Ack leave it out.
+	Acks bool `msgpack:"ack,omitempty"`
+}
+
+// Ack tells the peer how many Data frames the sender has received on this
+// connection and handed to the application (in order: the first Count). The peer may
+// forget those; what it sent beyond them, should the connection fail, may not have
+// arrived.
+type Ack struct {
+	Count uint64 `msgpack:"c"`
 }
 
 // Data carries one user message. It is kept as its own slice so the decoder hands the
@@ -133,6 +145,9 @@ func (Activate) Type() Type { return TypeActivate }
 
 // Type implements Message.
 func (Relay) Type() Type { return TypeRelay }
+
+// Type implements Message.
+func (Ack) Type() Type { return TypeAck }
 
 // Type implements Message.
 func (u Unknown) Type() Type { return u.Tag }
