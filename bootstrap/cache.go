@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -115,6 +116,10 @@ type Cache struct {
 	createTemp func(dir, pattern string) (*os.File, error)
 
 	saveMu sync.Mutex // serialises Save so an older snapshot never lands last
+	// onDisk is the SHA-256 of the file as this cache last read or wrote it, nil when
+	// there was no file: a save that finds something else there adopts it first (see
+	// adoptDiskChanges). Guarded by saveMu (Open sets it before c is shared).
+	onDisk *[sha256.Size]byte
 
 	mu       sync.Mutex
 	hard     []transport.Contact
@@ -344,8 +349,10 @@ func (c *Cache) Dirty() bool {
 	return c.gen != c.savedGen
 }
 
-// Close saves the cache if it changed and releases the lock. It is idempotent; the
-// lock is released even when the save fails, and the save error is returned.
+// Close saves the cache if it changed, or if the file is no longer what the cache
+// last wrote (overwritten or removed while the node ran; see Save), and releases the
+// lock. It is idempotent; the lock is released even when the save fails, and the save
+// error is returned.
 func (c *Cache) Close() error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
@@ -354,11 +361,14 @@ func (c *Cache) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
+	c.mu.Unlock()
+	c.adoptDiskChanges()
+	c.mu.Lock()
 	dirty := c.gen != c.savedGen
 	c.mu.Unlock()
 	var err error
 	if dirty {
-		err = c.saveLocked()
+		err = c.writeLocked()
 	}
 	c.mu.Lock()
 	c.closed = true

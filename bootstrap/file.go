@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,13 +96,67 @@ func (c *Cache) load() error {
 			"file", c.path, "moved_to", aside, "reason", err)
 		return nil
 	}
+	c.merge(entries)
+	sum := sha256.Sum256(data)
+	c.onDisk = &sum
+	return nil
+}
+
+// merge adds entries read from the file, keeping the better ranked of two entries
+// for one ID.
+func (c *Cache) merge(entries []*Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, e := range entries {
 		if old := c.entries[e.ID]; old == nil || compareEntries(e, old) < 0 {
 			c.entries[e.ID] = e
 		}
 	}
 	c.evict()
-	return nil
+}
+
+// adoptDiskChanges looks at the file before a save replaces it. If it is not what
+// this cache last read or wrote (another program, or a person, changed it while the
+// node ran), it is not silently overwritten: a readable file's contacts are merged
+// into the cache, and an unreadable one is set aside as at Open. Either way the cache
+// is then dirty, so that it is written (by this save or, if that fails, by a later
+// one or Close) even when it learned nothing new. The caller holds saveMu.
+func (c *Cache) adoptDiskChanges() {
+	data, err := os.ReadFile(c.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if c.onDisk == nil {
+			return
+		}
+		c.log.Warn("bootstrap cache file was removed while the node ran; writing it again from memory", "file", c.path)
+	case err == nil:
+		if sum := sha256.Sum256(data); c.onDisk != nil && sum == *c.onDisk {
+			return
+		}
+		entries, perr := c.parse(data)
+		if perr == nil {
+			c.merge(entries)
+			c.log.Warn("bootstrap cache file was changed while the node ran; merged its contacts into the cache before saving",
+				"file", c.path, "contacts", len(entries))
+			break
+		}
+		err = perr
+		fallthrough
+	default:
+		// Unreadable or corrupt: keep it, as Open would, and write the cache from memory.
+		aside, mvErr := c.moveAside()
+		if mvErr != nil {
+			c.log.Error("bootstrap cache file was made unreadable while the node ran and could not be set aside; it will be replaced",
+				"file", c.path, "reason", err, "err", mvErr)
+		} else {
+			c.log.Warn("bootstrap cache file was made unreadable while the node ran; set it aside, writing the cache from memory",
+				"file", c.path, "moved_to", aside, "reason", err)
+		}
+	}
+	c.onDisk = nil
+	c.mu.Lock()
+	c.gen++
+	c.mu.Unlock()
 }
 
 // parse decodes the file. It returns a *corruptError when the file as a whole is
@@ -184,15 +239,25 @@ func (c *Cache) moveAside() (string, error) {
 
 // Save writes the learned contacts to the file atomically: a temp file in the same
 // directory, fsync, rename over the file, fsync of the directory. On error (a full
-// disk, say) the previous file is left intact and the cache stays dirty.
+// disk, say) the previous file is left intact and the cache stays dirty. A file
+// changed by someone else since the cache last read or wrote it is not lost: its
+// contacts are merged first, or, if it cannot be read, it is set aside as
+// "<file>.corrupt-<UTC time>", with a warning either way.
 func (c *Cache) Save() error {
 	c.saveMu.Lock()
 	defer c.saveMu.Unlock()
-	return c.saveLocked()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	c.adoptDiskChanges()
+	return c.writeLocked()
 }
 
-// saveLocked is Save with c.saveMu held.
-func (c *Cache) saveLocked() error {
+// writeLocked writes the cache to the file, with c.saveMu held.
+func (c *Cache) writeLocked() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -218,9 +283,12 @@ func (c *Cache) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("encoding bootstrap cache: %w", err)
 	}
-	if err := c.writeAtomic(append(data, '\n')); err != nil {
+	data = append(data, '\n')
+	if err := c.writeAtomic(data); err != nil {
 		return fmt.Errorf("saving bootstrap cache %s: %w", c.path, err)
 	}
+	sum := sha256.Sum256(data)
+	c.onDisk = &sum
 	c.mu.Lock()
 	c.savedGen = gen
 	c.mu.Unlock()
