@@ -1,0 +1,268 @@
+package crust_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crust-p2p/crust"
+	"github.com/crust-p2p/crust/bootstrap"
+)
+
+// cacheFileIDs reads a bootstrap cache file as a program reading it later would: an
+// error if it is not a valid cache file, else the IDs of its contacts.
+func cacheFileIDs(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Version  int `json:"version"`
+		Contacts []struct {
+			ID string `json:"id"`
+		} `json:"contacts"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	if f.Version != bootstrap.FileVersion {
+		return nil, errors.New("wrong version")
+	}
+	var ids []string
+	for _, c := range f.Contacts {
+		ids = append(ids, c.ID)
+	}
+	return ids, nil
+}
+
+// waitCacheFile waits until the cache file at path is valid and lists every node of
+// want.
+func waitCacheFile(t *testing.T, path string, want ...*testNode) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids, err := cacheFileIDs(path)
+		missing := 0
+		for _, n := range want {
+			if !slices.Contains(ids, n.ID().String()) {
+				missing++
+			}
+		}
+		if err == nil && missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache file %s: %v, %d of %d nodes missing", path, err, missing, len(want))
+		}
+		time.Sleep(10 * time.Millisecond) // the node saves a second after a change
+	}
+}
+
+const garbage = "\x00\xff{\"version\":1,\"contacts\":[ overwritten"
+
+// The bootstrap file overwritten with garbage while the node runs: the node goes on
+// serving, its next save writes a valid file from its cache in memory (setting the
+// garbage aside, never losing a file), and so does Close with nothing new to save.
+// A restart on a garbage file warns, sets it aside and starts with an empty cache.
+// It protects the cache's in-memory copy as the truth while running, and Close's
+// check of the file: without it a node that learned nothing after the damage stops
+// with the garbage in place, and its next start has lost every contact.
+func TestBootstrapFileCorruptedWhileRunning(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, bootstrap.DefaultFileName)
+	cfg := fastConfig()
+	cfg.DataDir = dir
+	a := newNode(t, cfg, nil)
+	b, c := newNode(t, fastConfig(), nil), newNode(t, fastConfig(), nil)
+	connect(t, a, b)
+	waitCacheFile(t, path, b)
+
+	if err := os.WriteFile(path, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a, b) // running on
+	connect(t, a, c)  // a change: the next save
+	waitCacheFile(t, path, b, c)
+	a.waitLog("set it aside", 5*time.Second)
+	checkSetAside(t, path, 1)
+
+	if err := os.WriteFile(path, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a, c)
+	a.Close() // nothing learned since the last save
+	if ids, err := cacheFileIDs(path); err != nil || len(ids) != 2 {
+		t.Fatalf("after Close the cache file holds %v (%v), want B and C: the cache was lost", ids, err)
+	}
+	checkSetAside(t, path, 2)
+
+	// A restart on a corrupt file.
+	if err := os.WriteFile(path, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a2 := newNode(t, cfg, nil)
+	if !strings.Contains(a2.logs.String(), "level=WARN") || !strings.Contains(a2.logs.String(), "corrupt") {
+		t.Errorf("no warning about the corrupt file at start:\n%s", a2.logs.String())
+	}
+	checkSetAside(t, path, 3)
+	if got := a2.BootstrapEntries(); len(got) != 0 {
+		t.Errorf("started with %d cache entries from a corrupt file", len(got))
+	}
+	connect(t, a2, b)
+	b.waitConnected(a2.ID(), 2) // B's second session with this NodeID
+	exchange(t, a2, b)
+}
+
+// checkSetAside checks that want copies of the garbage were set aside beside path.
+func checkSetAside(t *testing.T, path string, want int) {
+	t.Helper()
+	aside, _ := filepath.Glob(path + ".corrupt-*")
+	if len(aside) != want {
+		t.Fatalf("set-aside copies %v, want %d", aside, want)
+	}
+	for _, name := range aside {
+		if got, err := os.ReadFile(name); err != nil || string(got) != garbage {
+			t.Errorf("%s holds %q (%v), want the garbage", name, got, err)
+		}
+	}
+}
+
+// mountSmallTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it at
+// the end of the test. It skips the test where mounting is not allowed.
+func mountSmallTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs to fill needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mounting a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("unmounting %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a file in dir until the file system is full, and returns its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1024)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v, want ENOSPC", dir, err)
+			}
+			return path
+		}
+	}
+}
+
+// The bootstrap file on a full disk: the save fails with a logged error naming the
+// file and the cause, the previous file is left whole (saves write a temp file and
+// rename it), no temp file is left behind, and the node serves on; once there is
+// room the next save writes every contact. A save at Close on a full disk fails the
+// same way, logged as an error. It protects the write-temp-then-rename save: the
+// contacts learned while the disk is full make the file need one page more than it
+// has, so a save that rewrote the file in place would truncate it, and the next start
+// would find it corrupt.
+func TestBootstrapSaveDiskFull(t *testing.T) {
+	checkLeaks(t)
+	dir := mountSmallTmpfs(t, "64k")
+	path := filepath.Join(dir, bootstrap.DefaultFileName)
+	cfg := fastConfig()
+	cfg.BootstrapFile = path // no DataDir: the cache and its lock live on the small disk
+	a := newNode(t, cfg, nil)
+	b := newNode(t, fastConfig(), nil)
+	connect(t, a, b)
+	waitCacheFile(t, path, b)
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	firstSize := len(saved)
+	filler := fill(t, dir)
+	// Enough new contacts to take the file past its page; tmpfs counts whole pages.
+	const emptyFile = len("{\n  \"version\": 1,\n  \"contacts\": []\n}\n")
+	perContact := len(saved) - emptyFile
+	more := (os.Getpagesize()-len(saved))/perContact + 2
+	learned := []*testNode{b}
+	for range more {
+		c := newNode(t, fastConfig(), nil)
+		connect(t, a, c) // a change: a save, which fails
+		learned = append(learned, c)
+	}
+	a.waitLog("no space left on device", 10*time.Second)
+	if !strings.Contains(a.logs.String(), "saving the cache failed") || !strings.Contains(a.logs.String(), path) {
+		t.Errorf("the failed save's log does not say what failed:\n%s", a.logs.String())
+	}
+	checkIntact(t, path, saved)
+	exchange(t, a, b)
+	exchange(t, a, learned[more])
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	d := newNode(t, fastConfig(), nil)
+	connect(t, a, d) // the next change saves, with room
+	learned = append(learned, d)
+	waitCacheFile(t, path, learned...)
+	if saved, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the file: %d bytes with B; %d contacts learned on the full disk; %d bytes once saved with room",
+		firstSize, more, len(saved))
+
+	fill(t, dir)
+	e := newNode(t, fastConfig(), nil)
+	connect(t, a, e)
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.ContainsFunc(a.BootstrapEntries(), func(en crust.BootstrapEntry) bool { return en.ID == e.ID() }) {
+		if time.Now().After(deadline) {
+			t.Fatal("E never reached the cache")
+		}
+		time.Sleep(time.Millisecond) // polling the cache
+	}
+	err = a.Service.Close() // saves what E added: the disk is full
+	a.Close()
+	if err == nil || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Close on a full disk returned %v, want the failed save", err)
+	}
+	if !strings.Contains(a.logs.String(), "level=ERROR") || !strings.Contains(a.logs.String(), "saving the bootstrap cache failed") {
+		t.Errorf("the failed save at Close was not logged as an error:\n%s", a.logs.String())
+	}
+	checkIntact(t, path, saved)
+}
+
+// checkIntact checks that the file at path still holds want, and that no temp file
+// of a failed save is left beside it.
+func checkIntact(t *testing.T, path string, want []byte) {
+	t.Helper()
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the previous file changed (%v): %d bytes, want %d", err, len(got), len(want))
+	}
+	if tmp, _ := filepath.Glob(path + ".tmp-*"); len(tmp) != 0 {
+		t.Errorf("temp files left behind: %v", tmp)
+	}
+}
