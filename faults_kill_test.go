@@ -88,8 +88,8 @@ func runStreamChild(path string) {
 // connection error in the middle of a write burst: a session that ignored its
 // reader's or writer's error, or a send queue that was not closed with it, would
 // leave the sender blocked in Send until the test times out. The test also reports
-// how many accepted messages (Send returned nil) never reached the peer: crust does
-// not promise delivery past a loss, and this is the size of that gap.
+// how many accepted messages (Send returned nil) never reached the peer, and checks
+// that each of them came back in an Undelivered event: none is lost silently.
 func TestPeerKilledMidStream(t *testing.T) {
 	for _, tc := range []struct {
 		proto string
@@ -184,13 +184,40 @@ func TestPeerKilledMidStream(t *testing.T) {
 				t.Errorf("Send after the loss: %v, want ErrNotConnected", err)
 			}
 			sent, got, bad := accepted.Load(), counters.received.Load(), counters.outOfOrder.Load()
-			t.Logf("%s: PeerLost %v after the kill (%v), the blocked Send returned %v after the kill; %d messages accepted by Send, %d received by the child before the kill, %d accepted but never delivered",
-				tc.proto, lostAfter.Round(time.Millisecond), a.lostReasons(contact.ID), unblocked.Round(time.Millisecond), sent, got, int64(sent)-int64(got))
+			// What was accepted and not delivered must come back in Undelivered events
+			// (before PeerLost): every sequence number from the child's count on.
+			givenBack := make(map[uint64]bool)
+			var unacked, unsent int
+			for _, ev := range a.events() {
+				if u, ok := ev.(crust.Undelivered); ok && u.ID == contact.ID {
+					unacked += len(u.Unacknowledged)
+					unsent += len(u.Unsent)
+					for _, m := range append(u.Unacknowledged, u.Unsent...) {
+						givenBack[binary.BigEndian.Uint64(m)] = true
+					}
+				}
+			}
+			silent, delivered := 0, 0 // accepted, neither delivered nor given back; given back, yet delivered
+			for seq := got; seq < sent; seq++ {
+				if !givenBack[seq] {
+					silent++
+				}
+			}
+			for seq := range givenBack {
+				if seq < got {
+					delivered++
+				}
+			}
+			t.Logf("%s: PeerLost %v after the kill (%v), the blocked Send returned %v after the kill; %d messages accepted by Send, %d received by the child before the kill, %d accepted but not delivered; given back: %d unacknowledged (%d of them had arrived) + %d unsent; lost silently: %d",
+				tc.proto, lostAfter.Round(time.Millisecond), a.lostReasons(contact.ID), unblocked.Round(time.Millisecond), sent, got, int64(sent)-int64(got), unacked, delivered, unsent, silent)
 			if lostAfter > tc.loss {
 				t.Errorf("PeerLost came %v after the kill, want within %v", lostAfter, tc.loss)
 			}
 			if got > sent || bad != 0 {
 				t.Errorf("the child received %d of %d sent, %d out of order", got, sent, bad)
+			}
+			if silent != 0 {
+				t.Errorf("%d accepted messages neither delivered nor given back in Undelivered", silent)
 			}
 		})
 	}
