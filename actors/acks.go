@@ -19,20 +19,27 @@ import (
 // report only what was never sent.
 
 // ackEvery is how often, at most, a reader acknowledges: a busy connection sends one
-// Ack per 5 ms, an idle one an Ack 5 ms after its last message.
-const ackEvery = 5 * time.Millisecond
+// Ack per 5 ms, an idle one an Ack 5 ms after its last message. ackBytes sooner:
+// every MiB of payload, so that a fast sender, which holds back once SendQueueBytes
+// wait unacknowledged, is not held back by the 5 ms.
+const (
+	ackEvery = 5 * time.Millisecond
+	ackBytes = 1 << 20
+)
 
 // acker is a connection's receiving side of the promise.
 type acker struct {
 	mu        sync.Mutex
 	delivered uint64      // messages handed to the application
+	bytes     int         // their payload bytes since the last Ack
 	sent      uint64      // the Count of the last Ack written
 	at        time.Time   // when it was written
 	timer     *time.Timer // a deferred Ack, if one is due
 }
 
-// delivered counts n messages handed on and acknowledges them, now or within ackEvery.
-func (cs *connState) delivered(n int) {
+// delivered counts n messages of size payload bytes handed on and acknowledges them,
+// now or within ackEvery.
+func (cs *connState) delivered(n, size int) {
 	if n <= 0 || !cs.peerAcks {
 		return
 	}
@@ -40,7 +47,8 @@ func (cs *connState) delivered(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.delivered += uint64(n)
-	cs.ackLocked(false)
+	a.bytes += size
+	cs.ackLocked(a.bytes >= ackBytes)
 }
 
 // ackLocked writes an Ack if there is news and it is time (or now is set); otherwise
@@ -64,7 +72,7 @@ func (cs *connState) ackLocked(now bool) {
 		}
 		return
 	}
-	a.sent, a.at = a.delivered, t
+	a.sent, a.at, a.bytes = a.delivered, t, 0
 	cs.control(wire.Ack{Count: a.delivered})
 }
 
@@ -112,6 +120,13 @@ func (l *sentLog) ack(count uint64) {
 		close(l.room)
 		l.room = nil
 	}
+}
+
+// full reports whether the unacknowledged bytes are at max or beyond.
+func (l *sentLog) full(max int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes >= max
 }
 
 // waitRoom waits while the unacknowledged bytes are at max or beyond; false if abort

@@ -159,7 +159,7 @@ func (cs *connState) readLoop() {
 		if inHandler {
 			cs.stalled.Store(false)
 			inHandler = false
-			cs.delivered(handled)
+			cs.delivered(handled, handledBytes)
 			cs.traffic.Load().received(handled, handledBytes)
 			handled, handledBytes = 0, 0
 		}
@@ -176,10 +176,10 @@ func (cs *connState) readLoop() {
 		}
 		cs.traffic.Load().received(batch.len(), batch.bytes)
 		cs.stalled.Store(true)
-		count := batch.len()
+		count, size := batch.len(), batch.bytes
 		ok := cs.node.emit.Data(batch, cs.abort)
 		if ok {
-			cs.delivered(count)
+			cs.delivered(count, size)
 		}
 		batch = nil
 		cs.lastRead.Store(cs.node.clock.Now().UnixNano())

@@ -187,13 +187,25 @@ func (cs *connState) kickAfter(after <-chan struct{}) {
 // Goodbye or abort is pending.
 func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 	for !cs.byePending() {
-		if cs.peerAcks && !cs.sent.waitRoom(cs.node.cfg.SendQueueBytes, cs.abort) {
-			return errAborted // the peer acknowledges nothing: it holds the writer back
+		if limit := cs.node.cfg.SendQueueBytes; cs.peerAcks && cs.sent.full(limit) {
+			// What is buffered goes out first: the peer can only acknowledge what it
+			// gets.
+			if err := cs.conn.Flush(); err != nil {
+				return err
+			}
+			if !cs.sent.waitRoom(limit, cs.abort) {
+				return errAborted
+			}
 		}
 		o := q.pop()
 		if o.msgs == 0 {
 			q.recycle(o)
 			return nil
+		}
+		if cs.peerAcks {
+			// Kept before it is written: the peer's Ack for it can come back before
+			// the write call returns.
+			cs.sent.keep(o)
 		}
 		for _, seg := range o.segs {
 			var err error
@@ -203,14 +215,11 @@ func (cs *connState) writeQueued(q *sendQueue, t *traffic) error {
 				err = cs.conn.WriteData(seg.large)
 			}
 			if err != nil {
-				cs.sent.keep(o) // maybe written: reported with the rest
-				return err
+				return err // o, if kept, is reported with the rest
 			}
 		}
 		t.sent(o.msgs, o.bytes)
-		if cs.peerAcks {
-			cs.sent.keep(o)
-		} else {
+		if !cs.peerAcks {
 			q.recycle(o)
 		}
 		if isClosed(cs.abort) {
