@@ -476,7 +476,8 @@ func (s *Service) Send(id NodeID, data []byte) error { return s.node.Send(id, da
 
 // Refused returns how many connections, messages or requests the node refused or
 // held back since it started, by reason: "max-connections", "pending-handshakes",
-// "source-rate", "blacklist", "peer-rate", "rendezvous-rate", "beacon-rate".
+// "source-rate", "source-pending", "blacklist", "peer-rate", "rendezvous-rate",
+// "beacon-rate".
 func (s *Service) Refused() map[string]uint64 { return s.node.Refused() }
 
 // Disconnect closes the connection to the peer with a Goodbye; PeerLost follows.

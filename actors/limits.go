@@ -112,12 +112,41 @@ func (p peerLimit) take(now time.Time, n, size int) time.Duration {
 // all, which grants each a fresh burst and nothing more.
 const maxSources = 4096
 
-// sourceLimits rations inbound connection attempts per IP address.
+// sourceLimits rations inbound connection attempts per IP address, and how many of
+// them may be in their handshake at once.
 type sourceLimits struct {
-	rate  float64
-	burst int
-	mu    sync.Mutex
-	by    map[netip.Addr]*rate.Limiter
+	rate    float64
+	burst   int
+	mu      sync.Mutex
+	by      map[netip.Addr]*rate.Limiter
+	pending map[netip.Addr]int // handshakes in progress, by address
+}
+
+// startHandshake counts a handshake from ip unless ip already has max in progress.
+func (s *sourceLimits) startHandshake(ip netip.Addr, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ip = ip.Unmap()
+	if s.pending[ip] >= max {
+		return false
+	}
+	if s.pending == nil {
+		s.pending = make(map[netip.Addr]int)
+	}
+	s.pending[ip]++
+	return true
+}
+
+// endHandshake ends one of ip's handshakes.
+func (s *sourceLimits) endHandshake(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ip = ip.Unmap()
+	if s.pending[ip] <= 1 {
+		delete(s.pending, ip)
+		return
+	}
+	s.pending[ip]--
 }
 
 // allow reports whether a connection from ip may proceed at now, and takes a token.

@@ -92,22 +92,33 @@ func (l *listener) admit(in transport.Incoming) (string, []any) {
 	ip := transport.AddrPortOf(in.RemoteAddr()).Addr()
 	lim := l.n.cfg.Limits
 	pending := int(l.pending.Load())
+	// The address's own limits come first: one address must not fill the node's
+	// handshake slots, which every other address shares.
 	switch {
 	case !l.n.cfg.Policy.AllowedAddr(ip):
 		return RefusedBlacklist, []any{"addr", ip}
+	case !l.n.sources.allow(ip, l.n.clock.Now()):
+		return RefusedSourceRate, []any{"addr", ip, "per_second", lim.SourceRate}
 	case pending >= l.n.cfg.MaxPendingHandshakes:
 		return RefusedPendingHandshakes, []any{"limit", l.n.cfg.MaxPendingHandshakes}
 	case lim.MaxConnections >= 0 && int(l.n.open.Load())+pending >= lim.MaxConnections:
 		return RefusedMaxConnections, []any{"limit", lim.MaxConnections}
-	case !l.n.sources.allow(ip, l.n.clock.Now()):
-		return RefusedSourceRate, []any{"addr", ip, "per_second", lim.SourceRate}
+	case lim.SourceRate >= 0 && !l.n.sources.startHandshake(ip, perSourceHandshakes(l.n.cfg.MaxPendingHandshakes)):
+		return RefusedSourcePending, []any{"addr", ip, "limit", perSourceHandshakes(l.n.cfg.MaxPendingHandshakes)}
 	}
 	return "", nil
 }
 
+// perSourceHandshakes is how many of the handshake slots one address may hold: a
+// quarter, so that at least four addresses are needed to fill them.
+func perSourceHandshakes(slots int) int { return max(slots/4, 1) }
+
 func (l *listener) handshake(ctx context.Context, in transport.Incoming) {
 	defer l.wg.Done()
 	defer l.pending.Add(-1)
+	if l.n.cfg.Limits.SourceRate >= 0 {
+		defer l.n.sources.endHandshake(transport.AddrPortOf(in.RemoteAddr()).Addr())
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.n.cfg.HandshakeTimeout)
 	defer cancel()
 	conn, err := in.Handshake(ctx)

@@ -17,6 +17,9 @@ const (
 	// RefusedSourceRate: an inbound connection from an IP address over its
 	// connection attempt rate (Config.SourceAttempts).
 	RefusedSourceRate = "source-rate"
+	// RefusedSourcePending: an inbound connection from an IP address that already
+	// has a quarter of MaxPendingHandshakes in their handshake.
+	RefusedSourcePending = "source-pending"
 	// RefusedBlacklist: a connection or peer refused by the black or white list.
 	RefusedBlacklist = "blacklist"
 	// RefusedPeerRate: a peer's reader paused because the peer sent faster than
