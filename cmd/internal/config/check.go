@@ -50,6 +50,16 @@ func (c Config) check() (crust.Config, []*Error) {
 		BootstrapParallel:    ch.atLeast("bootstrap_parallel", c.BootstrapParallel, 1),
 		BootstrapPeers:       ch.atLeast("bootstrap_peers", c.BootstrapPeers, 1),
 		ShutdownGrace:        ch.positive("limits.shutdown_grace", lim.ShutdownGrace),
+		Limits: crust.Limits{
+			MaxConnections:  int(ch.limit("limits.max_connections", float64(lim.MaxConnections))),
+			SourceRate:      ch.limit("limits.source_rate", lim.SourceRate),
+			SourceBurst:     ch.atLeast("limits.source_burst", lim.SourceBurst, 1),
+			PeerMessageRate: ch.limit("limits.peer_message_rate", lim.PeerMessageRate),
+			PeerByteRate:    ch.limit("limits.peer_byte_rate", lim.PeerByteRate),
+			RelayRate:       ch.limit("limits.relay_rate", lim.RelayRate),
+			BeaconReplyRate: ch.limit("limits.beacon_reply_rate", lim.BeaconReplyRate),
+		},
+		ReconnectFor: ch.reconnect("limits.reconnect_for", lim.ReconnectFor),
 	}
 	lib.ListenAddrs = c.listenAddrs(&ch)
 	if lim.MaxMessageSize != 0 { // 0 is max_frame_size - 16
@@ -242,6 +252,22 @@ func (ch *checker) atLeast(key string, v, lo int) int {
 		ch.fail(key, "%d is too small: want at least %d", v, lo)
 	}
 	return v
+}
+
+// limit checks a limit: above zero, or -1 for none (crust's negative).
+func (ch *checker) limit(key string, v float64) float64 {
+	if v <= 0 && v != -1 {
+		ch.fail(key, "%v: want a limit above zero, or -1 for none", v)
+	}
+	return v
+}
+
+// reconnect checks reconnect_for: above zero, or negative for never.
+func (ch *checker) reconnect(key string, d Duration) time.Duration {
+	if d == 0 {
+		ch.fail(key, "0s: want a duration above zero, like \"1m\", or \"-1s\" for never")
+	}
+	return time.Duration(d)
 }
 
 func (ch *checker) positive(key string, d Duration) time.Duration {

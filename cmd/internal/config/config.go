@@ -118,6 +118,26 @@ type Limits struct {
 	// ShutdownGrace (shutdown_grace) is how long closing waits for peers to answer
 	// Goodbye. Default: 2 s.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// MaxConnections (max_connections) caps the node's connections; -1: no cap.
+	// Default: 4096.
+	MaxConnections int `toml:"max_connections"`
+	// SourceRate (source_rate) and SourceBurst (source_burst) ration inbound
+	// connections per IP address, per second; -1: no limit. Default: 16, 64.
+	SourceRate  float64 `toml:"source_rate"`
+	SourceBurst int     `toml:"source_burst"`
+	// PeerMessageRate (peer_message_rate) and PeerByteRate (peer_byte_rate) bound what
+	// one peer may send per second; -1: no limit. Default: 1,000,000 and 1 GiB.
+	PeerMessageRate float64 `toml:"peer_message_rate"`
+	PeerByteRate    float64 `toml:"peer_byte_rate"`
+	// RelayRate (relay_rate) bounds the rendezvous frames one peer may have this node
+	// relay per second; -1: no limit. Default: 20.
+	RelayRate float64 `toml:"relay_rate"`
+	// BeaconReplyRate (beacon_reply_rate) bounds beacon answers per second; -1: no
+	// limit. Default: 10.
+	BeaconReplyRate float64 `toml:"beacon_reply_rate"`
+	// ReconnectFor (reconnect_for) is how long a peer lost without a Goodbye is
+	// redialled; "-1s": never. Default: 1 min.
+	ReconnectFor Duration `toml:"reconnect_for"`
 }
 
 // Default returns the configuration of a file with no keys. Its lists are empty, not
@@ -156,6 +176,14 @@ func Default() Config {
 			MaxPendingBytes:      64 << 20,
 			EventBuffer:          1024,
 			ShutdownGrace:        Duration(2 * time.Second),
+			MaxConnections:       4096,
+			SourceRate:           16,
+			SourceBurst:          64,
+			PeerMessageRate:      1e6,
+			PeerByteRate:         1 << 30,
+			RelayRate:            20,
+			BeaconReplyRate:      10,
+			ReconnectFor:         Duration(time.Minute),
 		},
 	}
 }

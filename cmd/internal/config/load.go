@@ -204,6 +204,12 @@ func fits(value any, t reflect.Type) error {
 			return nil
 		}
 		want = "an integer"
+	case t.Kind() == reflect.Float64:
+		switch value.(type) {
+		case float64, int64:
+			return nil
+		}
+		want = "a number"
 	case t.Kind() == reflect.Bool:
 		if _, ok := value.(bool); ok {
 			return nil

@@ -55,6 +55,14 @@ max_pending_messages = 20
 max_pending_bytes = 200000
 event_buffer = 16
 shutdown_grace = "500ms"
+max_connections = 100
+source_rate = 2.5
+source_burst = 5
+peer_message_rate = -1
+peer_byte_rate = 1000000
+relay_rate = 3
+beacon_reply_rate = -1
+reconnect_for = "-1s"
 `
 
 func TestLoadEmptyIsDefault(t *testing.T) {
@@ -96,25 +104,28 @@ func TestLoadCustom(t *testing.T) {
 		MaxMessageSize:       60000,
 		HandshakeTimeout:     3 * time.Second,
 		MaxPendingHandshakes: 8,
-		KeepaliveInterval:    time.Second,
-		PeerTimeout:          4 * time.Second,
-		SendQueueMessages:    10,
-		SendQueueBytes:       100000,
-		EventBuffer:          16,
-		MaxPendingMessages:   20,
-		MaxPendingBytes:      200000,
-		BeaconAddrs:          []netip.Addr{netip.MustParseAddr("192.0.2.255"), netip.MustParseAddr("ff02::5483")},
-		BeaconPort:           6000,
-		AnnounceInterval:     time.Minute,
-		Contacts:             []crust.Contact{contact},
-		BootstrapFile:        "/var/cache/crust-node/bootstrap.json",
-		BootstrapMax:         100,
-		BootstrapParallel:    2,
-		BootstrapPeers:       3,
-		StunServers:          []string{"stun.example.org:3478"},
-		UPnPLease:            time.Hour,
-		Whitelist:            []crust.NodeID{a},
-		Blacklist:            []crust.NodeID{b},
+		Limits: crust.Limits{MaxConnections: 100, SourceRate: 2.5, SourceBurst: 5, PeerMessageRate: -1,
+			PeerByteRate: 1e6, RelayRate: 3, BeaconReplyRate: -1},
+		ReconnectFor:       -time.Second,
+		KeepaliveInterval:  time.Second,
+		PeerTimeout:        4 * time.Second,
+		SendQueueMessages:  10,
+		SendQueueBytes:     100000,
+		EventBuffer:        16,
+		MaxPendingMessages: 20,
+		MaxPendingBytes:    200000,
+		BeaconAddrs:        []netip.Addr{netip.MustParseAddr("192.0.2.255"), netip.MustParseAddr("ff02::5483")},
+		BeaconPort:         6000,
+		AnnounceInterval:   time.Minute,
+		Contacts:           []crust.Contact{contact},
+		BootstrapFile:      "/var/cache/crust-node/bootstrap.json",
+		BootstrapMax:       100,
+		BootstrapParallel:  2,
+		BootstrapPeers:     3,
+		StunServers:        []string{"stun.example.org:3478"},
+		UPnPLease:          time.Hour,
+		Whitelist:          []crust.NodeID{a},
+		Blacklist:          []crust.NodeID{b},
 		BlacklistPrefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"),
 			netip.MustParsePrefix("198.51.100.7/32")},
 		ShutdownGrace: 500 * time.Millisecond,

@@ -143,3 +143,20 @@ func TestAdminAddr(t *testing.T) {
 		}
 	}
 }
+
+// The limits take a number above zero or -1 (none); reconnect_for any duration but
+// zero.
+func TestServiceChecksLimits(t *testing.T) {
+	c := Default()
+	c.DataDirectory = t.TempDir()
+	c.Limits.SourceRate = 0
+	c.Limits.PeerByteRate = -2
+	c.Limits.ReconnectFor = 0
+	_, err := c.Service()
+	want := "limits.source_rate: 0: want a limit above zero, or -1 for none\n" +
+		"limits.peer_byte_rate: -2: want a limit above zero, or -1 for none\n" +
+		`limits.reconnect_for: 0s: want a duration above zero, like "1m", or "-1s" for never`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Service() = %v, want\n%s", err, want)
+	}
+}

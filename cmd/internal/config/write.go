@@ -67,6 +67,14 @@ keep it on loopback or a private network). Empty: off.`,
 	"limits.max_pending_bytes":      `Bytes of those held messages.`,
 	"limits.event_buffer":           `Capacity of the event channel from the library to the daemon.`,
 	"limits.shutdown_grace":         `How long stopping waits for peers to answer Goodbye.`,
+	"limits.max_connections":        `Connections at most, both directions; -1: no cap.`,
+	"limits.source_rate":            `Inbound connections per second from one IP address; -1: no limit.`,
+	"limits.source_burst":           `Bursts allowed above source_rate.`,
+	"limits.peer_message_rate":      `Messages per second one peer may send; beyond, it is read no faster; -1: no limit.`,
+	"limits.peer_byte_rate":         `Bytes per second one peer may send; -1: no limit.`,
+	"limits.relay_rate":             `Rendezvous frames per second one peer may have this node relay; -1: no limit.`,
+	"limits.beacon_reply_rate":      `Beacon queries answered per second; -1: no limit.`,
+	"limits.reconnect_for":          `How long a peer lost without a Goodbye is redialled; "-1s": never.`,
 }
 
 // WriteDefault writes the default configuration as TOML: every key with its default
