@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crust-p2p/crust/internal/safefile"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 )
@@ -219,23 +219,10 @@ func (c *Cache) parseEntry(raw json.RawMessage) (*Entry, error) {
 	return e, nil
 }
 
-// moveAside renames the cache file to "<file>.corrupt-<UTC time>", adding a counter
-// if that name is taken: the file is never overwritten or deleted. The data directory
-// is locked, so no other process races for the name.
-func (c *Cache) moveAside() (string, error) {
-	base := c.path + ".corrupt-" + c.cfg.Now().UTC().Format("20060102T150405Z")
-	aside := base
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		aside = base + "." + strconv.Itoa(i)
-	}
-	if err := os.Rename(c.path, aside); err != nil {
-		return "", err
-	}
-	return aside, syncDir(filepath.Dir(c.path))
-}
+// moveAside sets the cache file aside as "<file>.corrupt-<UTC time>" (never
+// overwritten or deleted). The data directory is locked, so no other process races
+// for the name.
+func (c *Cache) moveAside() (string, error) { return safefile.SetAside(c.path, c.cfg.Now()) }
 
 // Save writes the learned contacts to the file atomically: a temp file in the same
 // directory, fsync, rename over the file, fsync of the directory. On error (a full
@@ -297,42 +284,6 @@ func (c *Cache) writeLocked() error {
 
 // writeAtomic replaces c.path with data so that a crash leaves the old or the new
 // file, never a mix.
-func (c *Cache) writeAtomic(data []byte) (err error) {
-	dir := filepath.Dir(c.path)
-	tmp, err := c.createTemp(dir, filepath.Base(c.path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), c.path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+func (c *Cache) writeAtomic(data []byte) error {
+	return safefile.Write(c.path, data, c.createTemp)
 }

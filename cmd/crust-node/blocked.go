@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/admin"
+	"github.com/crust-p2p/crust/internal/safefile"
 )
 
 // blockFileName is the file in the data directory that keeps what "crust-node block"
@@ -72,7 +72,7 @@ func loadBlockFile(dataDir string, scfg *crust.Config, log *slog.Logger, now tim
 	}
 	bad := b.parse(data)
 	if bad != nil {
-		aside, err := moveAside(b.path, now)
+		aside, err := safefile.SetAside(b.path, now)
 		if err != nil {
 			return nil, fmt.Errorf("the block list %s is corrupt (%v) and could not be set aside: %w", b.path, bad, err)
 		}
@@ -183,59 +183,8 @@ func (b *blockFile) save() (err error) {
 	if err != nil {
 		return fmt.Errorf("encoding the block list: %w", err)
 	}
-	dir := filepath.Dir(b.path)
-	tmp, err := os.CreateTemp(dir, blockFileName+".tmp-*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("saving the block list: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("saving the block list %s: %w", b.path, err)
-		}
-	}()
-	if _, err = tmp.Write(append(data, '\n')); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), b.path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// moveAside renames path to "<path>.corrupt-<UTC time>", with a counter if that name
-// is taken: the file is never overwritten or deleted.
-func moveAside(path string, now time.Time) (string, error) {
-	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
-	aside := base
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(aside); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		aside = base + "." + strconv.Itoa(i)
-	}
-	if err := os.Rename(path, aside); err != nil {
-		return "", err
-	}
-	return aside, syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	if err := safefile.Write(b.path, append(data, '\n'), nil); err != nil { // mode 0600
+		return fmt.Errorf("saving the block list %s: %w", b.path, err)
 	}
 	return nil
 }
