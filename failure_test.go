@@ -46,11 +46,13 @@ func runHelperNode() {
 	}
 }
 
-// A peer process killed with SIGKILL is reported lost: the kernel resets its sockets.
-func TestPeerProcessKilled(t *testing.T) {
-	checkLeaks(t)
+// startChildNode re-executes the test binary with env set, to run a node in a process
+// of its own, and returns it with the contact it prints on its first line. The
+// process is killed when the test ends.
+func startChildNode(t *testing.T, env string) (*exec.Cmd, crust.Contact) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Env = append(os.Environ(), env)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +63,19 @@ func TestPeerProcessKilled(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		t.Fatalf("reading the helper's contact: %v", err)
+		t.Fatalf("reading the child's contact: %v", err)
 	}
 	contact, err := crust.ParseContact(line)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cmd, contact
+}
+
+// A peer process killed with SIGKILL is reported lost: the kernel resets its sockets.
+func TestPeerProcessKilled(t *testing.T) {
+	checkLeaks(t)
+	cmd, contact := startChildNode(t, helperEnv+"=1")
 	a := newNode(t, fastConfig(), nil)
 	connectTo(t, a, contact)
 	a.waitConnected(contact.ID, 1)

@@ -1,11 +1,9 @@
 package crust_test
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -113,24 +111,7 @@ func TestPeerKilledMidStream(t *testing.T) {
 			}
 			t.Cleanup(unmap)
 
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), streamChildEnv+"="+counterPath)
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading the child's contact: %v", err)
-			}
-			contact, err := crust.ParseContact(line)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cmd, contact := startChildNode(t, streamChildEnv+"="+counterPath)
 
 			cfg := fastConfig()
 			cfg.Protocols = []string{tc.proto}
