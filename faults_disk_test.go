@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/bootstrap"
+	"github.com/crust-p2p/crust/internal/testdisk"
 )
 
 // cacheFileIDs reads a bootstrap cache file as a program reading it later would: an
@@ -136,48 +136,6 @@ func checkSetAside(t *testing.T, path string, want int) {
 	}
 }
 
-// mountSmallTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it at
-// the end of the test. It skips the test where mounting is not allowed.
-func mountSmallTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mounting a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the file system is full, and returns its path.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1024)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v, want ENOSPC", dir, err)
-			}
-			return path
-		}
-	}
-}
-
 // The bootstrap file on a full disk: the save fails with a logged error naming the
 // file and the cause, the previous file is left whole (saves write a temp file and
 // rename it), no temp file is left behind, and the node serves on; once there is
@@ -188,7 +146,7 @@ func fill(t *testing.T, dir string) string {
 // would find it corrupt.
 func TestBootstrapSaveDiskFull(t *testing.T) {
 	checkLeaks(t)
-	dir := mountSmallTmpfs(t, "64k")
+	dir := testdisk.SmallTmpfs(t, "64k")
 	path := filepath.Join(dir, bootstrap.DefaultFileName)
 	cfg := fastConfig()
 	cfg.BootstrapFile = path // no DataDir: the cache and its lock live on the small disk
@@ -202,7 +160,7 @@ func TestBootstrapSaveDiskFull(t *testing.T) {
 	}
 
 	firstSize := len(saved)
-	filler := fill(t, dir)
+	filler := testdisk.Fill(t, dir)
 	// Enough new contacts to take the file past its page; tmpfs counts whole pages.
 	const emptyFile = len("{\n  \"version\": 1,\n  \"contacts\": []\n}\n")
 	perContact := len(saved) - emptyFile
@@ -234,7 +192,7 @@ func TestBootstrapSaveDiskFull(t *testing.T) {
 	t.Logf("the file: %d bytes with B; %d contacts learned on the full disk; %d bytes once saved with room",
 		firstSize, more, len(saved))
 
-	fill(t, dir)
+	testdisk.Fill(t, dir)
 	e := newNode(t, fastConfig(), nil)
 	connect(t, a, e)
 	deadline := time.Now().Add(5 * time.Second)

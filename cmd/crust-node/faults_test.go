@@ -3,15 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/crust-p2p/crust/internal/testdisk"
 )
 
 // The daemon's block list on a full disk: "crust-node block" reports that the block
@@ -22,21 +21,7 @@ import (
 // it in place would truncate it on the full disk, and the next start would set every
 // block aside as corrupt.
 func TestDaemonBlockFileDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mounting a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := testdisk.SmallTmpfs(t, "64k")
 
 	// A block list that fills its page but for a few bytes, and a block that does not
 	// fit in it.
@@ -66,7 +51,7 @@ func TestDaemonBlockFileDiskFull(t *testing.T) {
 	if got := len(d.blocked().Prefixes); got != len(prefixes) {
 		t.Fatalf("the daemon started with %d blocked prefixes, want the file's %d", got, len(prefixes))
 	}
-	filler := fillDisk(t, dir)
+	filler := testdisk.Fill(t, dir)
 	code, stdout, stderr := d.cliResult("block", blockWhenFull)
 	if code == 0 || !strings.Contains(stderr, "saving it failed") || !strings.Contains(stderr, "no space left on device") {
 		t.Errorf("block on a full disk: exit %d, stdout %q, stderr %q; want a failure saying the save failed and why", code, stdout, stderr)
@@ -114,23 +99,3 @@ func blockFileBytes(t *testing.T, prefixes []string) []byte {
 }
 
 func blockFileSize(t *testing.T, prefixes []string) int { return len(blockFileBytes(t, prefixes)) }
-
-// fillDisk writes a file in dir until the file system is full, and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1024)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v, want ENOSPC", dir, err)
-			}
-			return path
-		}
-	}
-}
