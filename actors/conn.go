@@ -187,9 +187,9 @@ func (cs *connState) readLoop() {
 		return ok
 	}
 	aborted := false
-	limit := newPeerLimit(cs.node.cfg.Limits)
+	var limit *peerLimit // made at the first message: an idle connection holds none
 	// A run is charged to limit when it ends, so it ends within the bucket's burst.
-	runMax := limit.maxRun(readBatch)
+	runMax := maxRun(cs.node.cfg.Limits, readBatch)
 	runLen, runBytes := 0, 0 // messages and payload bytes of the current run
 	// deliver takes one message: into the batch for Events, or to the handler, which
 	// is done with d when it returns (so d is lent). false ends the run: the batch is
@@ -229,6 +229,10 @@ func (cs *connState) readLoop() {
 		if n > 0 {
 			size := runBytes
 			runLen, runBytes = 0, 0
+			if limit == nil {
+				l := newPeerLimit(cs.node.cfg.Limits)
+				limit = &l
+			}
 			if d := limit.take(cs.node.clock.Now(), n, size); d > 0 && (!flush() || !cs.pause(d)) {
 				cs.send(readerEnded{cs: cs, err: errAborted})
 				return

@@ -86,21 +86,24 @@ type peerLimit struct {
 }
 
 func newPeerLimit(l Limits) peerLimit {
-	burst := func(r float64) int { return int(min(math.Max(r, 1), math.MaxInt32)) }
 	return peerLimit{
-		msgs:  limiter(l.PeerMessageRate, burst(l.PeerMessageRate)),
-		bytes: limiter(l.PeerByteRate, max(burst(l.PeerByteRate), 16<<20)), // a whole frame always fits
+		msgs:  limiter(l.PeerMessageRate, msgBurst(l.PeerMessageRate)),
+		bytes: limiter(l.PeerByteRate, max(msgBurst(l.PeerByteRate), 16<<20)), // a whole frame always fits
 	}
 }
 
 // maxRun returns how many messages the reader may hand on before it charges them:
-// at most n, and within the message bucket's burst, so that a charge is never cut.
-func (p peerLimit) maxRun(n int) int {
-	if p.msgs != nil {
-		return min(n, p.msgs.Burst())
+// at most n, and within the message bucket's burst (newPeerLimit), so that a charge
+// is never cut.
+func maxRun(l Limits, n int) int {
+	if l.PeerMessageRate < 0 {
+		return n
 	}
-	return n
+	return min(n, msgBurst(l.PeerMessageRate))
 }
+
+// msgBurst is a bucket's burst for r per second: one second's worth.
+func msgBurst(r float64) int { return int(min(math.Max(r, 1), math.MaxInt32)) }
 
 // take charges n messages of size bytes in all and returns how long the reader must
 // pause before reading on.
