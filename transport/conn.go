@@ -63,9 +63,9 @@ func (c *streamConn) Buffered() int              { return c.fr.Buffered() }
 func (c *streamConn) Write(m wire.Message) error { return c.fw.Write(m) }
 func (c *streamConn) Flush() error               { return c.fw.Flush() }
 
-// Close closes the connection at once. Over TCP it sends no TLS close_notify: that
+// Close closes the connection at once. Over TCP it sends no TLS close_notify (that
 // could block behind a stalled writer, and crust's Goodbye already says a connection
-// ends on purpose.
+// ends on purpose) and resets instead of a FIN (abortTCP).
 func (c *streamConn) Close() error {
 	err := net.ErrClosed
 	c.close.Do(func() { err = c.closeFn() })

@@ -201,7 +201,7 @@ func (t *TCP) handshake(ctx context.Context, raw net.Conn, want *identity.NodeID
 	if err != nil {
 		return nil, err
 	}
-	c = newStreamConn(tc, raw.Close, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, client, t.cfg.MaxFrameSize)
+	c = newStreamConn(tc, func() error { return abortTCP(raw) }, raw.LocalAddr(), raw.RemoteAddr(), "tcp", peer, client, t.cfg.MaxFrameSize)
 	c.lingerFn = func(timeout time.Duration) {
 		t.closing.Go(func() { closeAfterPeerTCP(tc, raw, min(timeout, maxTCPLinger)) })
 	}
@@ -313,14 +313,22 @@ func (in *tcpIncoming) Handshake(ctx context.Context) (Conn, error) {
 // after timeout), a close with SO_LINGER 0. The reset instead of a graceful close
 // keeps the 4-tuple out of TIME_WAIT: a punched connection runs between the two
 // listen ports, and a punch to the same peer within a minute needs that tuple again.
+// abortTCP closes raw with a reset, not a FIN: Close is for a connection that failed
+// or is given up. A FIN the peer cannot receive (a dead NAT mapping) would keep the
+// socket in FIN-WAIT-1, holding its address pair for minutes, and a new punch to the
+// same peer from the listen port would fail with EADDRNOTAVAIL until it is gone.
+func abortTCP(raw net.Conn) error {
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	return raw.Close()
+}
+
 func closeAfterPeerTCP(tc *tls.Conn, raw net.Conn, timeout time.Duration) {
 	_ = raw.SetDeadline(time.Now().Add(timeout))
 	if tc.CloseWrite() == nil {
 		// Read to the peer's FIN (its Goodbye came before: anything more is dropped).
 		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
 	}
-	if tcp, ok := raw.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0)
-	}
-	_ = raw.Close()
+	_ = abortTCP(raw)
 }
