@@ -3,7 +3,6 @@ package crust_test
 import (
 	"context"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -219,9 +218,6 @@ func loopbackAliasWorks(t *testing.T, alias net.IP) bool {
 	return in.RemoteAddr().(*net.TCPAddr).IP.Equal(alias)
 }
 
-// knownIssuesEnv runs the tests of faults known and not fixed yet.
-const knownIssuesEnv = "CRUST_TEST_KNOWN_ISSUES"
-
 // The same flood from one address with the default SourceRate: beyond its burst the
 // address is refused ("source-rate") before it takes a handshake slot, so a peer from
 // another address connects and trades messages while the flood's admitted half-open
@@ -239,7 +235,6 @@ func TestHalfOpenFloodSourceRate(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		maxPending int
-		knownIssue string
 	}{
 		// A cap above the source burst (64): the flood holds 64 slots, the peer finds
 		// one free.
@@ -251,9 +246,6 @@ func TestHalfOpenFloodSourceRate(t *testing.T) {
 		{name: "default pending"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.knownIssue != "" && os.Getenv(knownIssuesEnv) == "" {
-				t.Skipf("known issue, not fixed yet (set %s=1 to run): %s", knownIssuesEnv, tc.knownIssue)
-			}
 			checkLeaks(t)
 			raiseFDLimit(t, 4*floodSize)
 			const timeout = 4 * time.Second

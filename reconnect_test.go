@@ -36,14 +36,11 @@ func waitRetired(t *testing.T, nodes ...*testNode) {
 	}
 }
 
-// A connection that dies without a Goodbye (here: a black hole, so both ends time
-// out) is a fault, not a farewell: PeerLost says the node is reconnecting, and the
-// pair is connected again without anyone calling Connect, messages flowing.
-func TestReconnectAfterFault(t *testing.T) {
-	checkLeaks(t)
-	cfg := fastConfig()
-	cfg.Protocols = []string{"tcp"}
-	a, b := newNode(t, cfg, nil), newNode(t, cfg, nil)
+// blackholedPair connects a to b through a proxy, then black-holes it, and returns
+// once both have lost the other by the keepalive timeout (no Goodbye gets through).
+func blackholedPair(t *testing.T, cfg crust.Config) (a, b *testNode) {
+	t.Helper()
+	a, b = newNode(t, cfg, nil), newNode(t, cfg, nil)
 	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
 	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
 	b.waitConnected(a.ID(), 1)
@@ -51,6 +48,17 @@ func TestReconnectAfterFault(t *testing.T) {
 	limit := cfg.PeerTimeout + cfg.KeepaliveInterval + 2*time.Second
 	a.waitLost(b.ID(), 1, limit)
 	b.waitLost(a.ID(), 1, limit)
+	return a, b
+}
+
+// A connection that dies without a Goodbye (here: a black hole, so both ends time
+// out) is a fault, not a farewell: PeerLost says the node is reconnecting, and the
+// pair is connected again without anyone calling Connect, messages flowing.
+func TestReconnectAfterFault(t *testing.T) {
+	checkLeaks(t)
+	cfg := fastConfig()
+	cfg.Protocols = []string{"tcp"}
+	a, b := blackholedPair(t, cfg)
 	for _, n := range []*testNode{a, b} {
 		other := a
 		if n == a {
@@ -97,14 +105,7 @@ func TestReconnectOff(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Protocols = []string{"tcp"}
 	cfg.ReconnectFor = -1
-	a, b := newNode(t, cfg, nil), newNode(t, cfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
-	b.waitConnected(a.ID(), 1)
-	proxy.blackhole()
-	limit := cfg.PeerTimeout + cfg.KeepaliveInterval + 2*time.Second
-	a.waitLost(b.ID(), 1, limit)
-	b.waitLost(a.ID(), 1, limit)
+	a, b := blackholedPair(t, cfg)
 	if l := lostEvents(a, b.ID()); l[0].Reconnecting {
 		t.Errorf("PeerLost %+v says reconnecting with ReconnectFor < 0", l[0])
 	}

@@ -110,6 +110,12 @@ func (r results) rate(name, unit string) string {
 	}
 }
 
+// beside formats three table cells: a's and base's msgs/s, and a's ratio to base
+// in bold.
+func (r results) beside(a, base string) string {
+	return fmt.Sprintf("%s | %s | **%s**", r.rate(a, "msgs/s"), r.rate(base, "msgs/s"), r.ratio(a, base, "msgs/s"))
+}
+
 var sizes = []string{"64B", "1KiB", "64KiB", "1MiB"}
 
 func (r results) print(w io.Writer) {
@@ -120,9 +126,8 @@ func (r results) print(w io.Writer) {
 	p("| message | crust Events | raw TLS | Events / raw TLS | crust OnMessage | raw TLS, lent | OnMessage / lent | OnMessage / raw TLS | raw TCP |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range sizes {
-		p("| %s | %s | %s | **%s** | %s | %s | **%s** | %s | %s |\n", s,
-			r.rate(tp+"crust/"+s, "msgs/s"), r.rate(tp+"rawTLS/"+s, "msgs/s"), r.ratio(tp+"crust/"+s, tp+"rawTLS/"+s, "msgs/s"),
-			r.rate(tp+"crustHandler/"+s, "msgs/s"), r.rate(tp+"rawTLSLent/"+s, "msgs/s"), r.ratio(tp+"crustHandler/"+s, tp+"rawTLSLent/"+s, "msgs/s"),
+		p("| %s | %s | %s | %s | %s |\n", s,
+			r.beside(tp+"crust/"+s, tp+"rawTLS/"+s), r.beside(tp+"crustHandler/"+s, tp+"rawTLSLent/"+s),
 			r.ratio(tp+"crustHandler/"+s, tp+"rawTLS/"+s, "msgs/s"), r.rate(tp+"rawTCP/"+s, "msgs/s"))
 	}
 
@@ -130,18 +135,14 @@ func (r results) print(w io.Writer) {
 	p("| message | crust Events | raw quic-go | Events / raw | crust OnMessage | raw quic-go, lent | OnMessage / lent |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range sizes {
-		p("| %s | %s | %s | **%s** | %s | %s | **%s** |\n", s,
-			r.rate(q+"crust/"+s, "msgs/s"), r.rate(q+"rawQUIC/"+s, "msgs/s"), r.ratio(q+"crust/"+s, q+"rawQUIC/"+s, "msgs/s"),
-			r.rate(q+"crustHandler/"+s, "msgs/s"), r.rate(q+"rawQUICLent/"+s, "msgs/s"), r.ratio(q+"crustHandler/"+s, q+"rawQUICLent/"+s, "msgs/s"))
+		p("| %s | %s | %s |\n", s, r.beside(q+"crust/"+s, q+"rawQUIC/"+s), r.beside(q+"crustHandler/"+s, q+"rawQUICLent/"+s))
 	}
 
 	p("\ncrust (OnMessage) beside go-libp2p (bench/libp2p), msgs/s and crust / libp2p:\n\n")
 	p("| message | crust TCP | libp2p TCP | ratio | crust QUIC | libp2p QUIC | ratio |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range sizes {
-		p("| %s | %s | %s | **%s** | %s | %s | **%s** |\n", s,
-			r.rate(lp+"crust-tcp/"+s, "msgs/s"), r.rate(lp+"libp2p-tcp/"+s, "msgs/s"), r.ratio(lp+"crust-tcp/"+s, lp+"libp2p-tcp/"+s, "msgs/s"),
-			r.rate(lp+"crust-quic/"+s, "msgs/s"), r.rate(lp+"libp2p-quic/"+s, "msgs/s"), r.ratio(lp+"crust-quic/"+s, lp+"libp2p-quic/"+s, "msgs/s"))
+		p("| %s | %s | %s |\n", s, r.beside(lp+"crust-tcp/"+s, lp+"libp2p-tcp/"+s), r.beside(lp+"crust-quic/"+s, lp+"libp2p-quic/"+s))
 	}
 
 	const st = "BenchmarkSetup/"
