@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,6 +256,86 @@ func TestPeerTrafficCounters(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Service.Traffic counts every session's messages and payload bytes, through both
+// ways a message is delivered (Events and OnMessage), and keeps them when the
+// session ends and its counters in Peers go.
+func TestServiceTrafficOutlivesSessions(t *testing.T) {
+	checkLeaks(t)
+	var handled atomic.Int64 // messages A's OnMessage saw
+	cfgA := fastConfig()
+	cfgA.OnMessage = func(crust.Message) { handled.Add(1) }
+	a := newNode(t, cfgA, nil)
+	b := newNode(t, fastConfig(), nil)
+	// waitTraffic polls n.Traffic until it is want: a sender counts a batch once its
+	// write returns, which may be after the receiver has it.
+	waitTraffic := func(n *testNode, want crust.Traffic) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := n.Traffic()
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Traffic() = %+v, want %+v", n.ID().Short(), got, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitHandled := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for handled.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("A's OnMessage saw %d messages, want %d", handled.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send := func(from, to *testNode, n, size int) {
+		t.Helper()
+		for range n {
+			if err := from.Send(to.ID(), make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Session 1: A sends 100 × 1000 bytes, B 50 × 10; A says goodbye.
+	connect(t, a, b)
+	b.waitConnected(a.ID(), 1)
+	send(a, b, 100, 1000)
+	send(b, a, 50, 10)
+	b.waitUntil(5*time.Second, "A's messages", func() bool { return b.received[a.ID()] == 100 })
+	waitHandled(50)
+	if err := a.Disconnect(b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	a.waitLost(b.ID(), 1, 5*time.Second)
+	b.waitLost(a.ID(), 1, 5*time.Second)
+	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
+		t.Fatalf("peers after the disconnect: A %v, B %v", a.Peers(), b.Peers())
+	}
+	waitTraffic(a, crust.Traffic{BytesIn: 500, BytesOut: 100_000, MsgsIn: 50, MsgsOut: 100})
+	waitTraffic(b, crust.Traffic{BytesIn: 100_000, BytesOut: 500, MsgsIn: 100, MsgsOut: 50})
+
+	// Session 2, begun and ended with nothing reading the counters in between: B
+	// sends 3 × 7 bytes, A 1 × 1; B says goodbye.
+	connect(t, b, a)
+	a.waitConnected(b.ID(), 2)
+	send(b, a, 3, 7)
+	send(a, b, 1, 1)
+	b.waitUntil(5*time.Second, "A's message", func() bool { return b.received[a.ID()] == 101 })
+	waitHandled(53)
+	if err := b.Disconnect(a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	a.waitLost(b.ID(), 2, 5*time.Second)
+	b.waitLost(a.ID(), 2, 5*time.Second)
+	waitTraffic(a, crust.Traffic{BytesIn: 521, BytesOut: 100_001, MsgsIn: 53, MsgsOut: 101})
+	waitTraffic(b, crust.Traffic{BytesIn: 100_001, BytesOut: 521, MsgsIn: 101, MsgsOut: 53})
 }
 
 // A failed dial counts against the contact in the cache; a success resets the count.

@@ -486,6 +486,11 @@ func (s *Service) Disconnect(id NodeID) error { return s.node.Disconnect(id) }
 // Peers lists the connected peers.
 func (s *Service) Peers() []PeerInfo { return s.node.Peers() }
 
+// Traffic counts the messages and payload bytes (not TLS or framing) received and
+// sent since New, over every peer session, ended ones included. A session's own
+// counts, in Peers, go with it; these only grow.
+func (s *Service) Traffic() Traffic { return s.node.Traffic() }
+
 // PolicyLists are a node's whitelist and blacklists at one moment (Service.Policy).
 type PolicyLists = actors.PolicyLists
 

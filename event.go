@@ -36,6 +36,9 @@ type ListenerFailed = actors.ListenerFailed
 // PeerInfo describes a connected peer, as listed by Peers.
 type PeerInfo = actors.PeerInfo
 
+// Traffic counts messages and their payload bytes, each way; see Service.Traffic.
+type Traffic = actors.Traffic
+
 // StepResult says how one step of the connection ladder went: skipped (and why),
 // failed (and why), or connected.
 type StepResult = actors.StepResult

@@ -57,26 +57,31 @@ type linkStats struct {
 	traffic *traffic     // the session's counters
 }
 
-// traffic counts one session's messages and payload bytes each way. The connections
-// of the session add to it: readers as they hand messages on, writers as they write.
+// traffic counts one session's messages and payload bytes each way, and adds them to
+// the node's lifetime totals as it goes (the session's counts are forgotten when it
+// ends; the totals are not). The connections of the session add to it: readers as
+// they hand a batch on, writers as they write one.
 type traffic struct {
-	bytesIn, bytesOut atomic.Uint64
-	msgsIn, msgsOut   atomic.Uint64
+	counters
+	total *counters // the node's totals (node.traffic)
 }
+
+// newTraffic returns a session's counters, which add to total too.
+func newTraffic(total *counters) *traffic { return &traffic{total: total} }
 
 // received counts n messages of size bytes in all; nil-safe.
 func (t *traffic) received(n, size int) {
 	if t != nil {
-		t.msgsIn.Add(uint64(n))
-		t.bytesIn.Add(uint64(size))
+		t.counters.received(n, size)
+		t.total.received(n, size)
 	}
 }
 
 // sent counts n messages of size bytes in all; nil-safe.
 func (t *traffic) sent(n, size int) {
 	if t != nil {
-		t.msgsOut.Add(uint64(n))
-		t.bytesOut.Add(uint64(size))
+		t.counters.sent(n, size)
+		t.total.sent(n, size)
 	}
 }
 

@@ -202,6 +202,8 @@ type node struct {
 	stats ladderStats
 	// refused counts what limits and lists refused, by reason.
 	refused refusals
+	// traffic counts every session's messages and payload bytes since Start.
+	traffic counters
 	// open counts the connections the Peer actors hold (connStates).
 	open atomic.Int64
 	// sources rations inbound connection attempts per IP address.

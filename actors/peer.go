@@ -379,7 +379,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 	}
 	if p.queue == nil {
 		p.queue = newSendQueue(p.n.cfg.SendQueueMessages, p.n.cfg.SendQueueBytes)
-		p.traffic = &traffic{}
+		p.traffic = newTraffic(&p.n.traffic)
 	}
 	cs.traffic.Store(p.traffic)
 	if !p.connected {

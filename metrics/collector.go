@@ -3,7 +3,6 @@ package metrics
 import (
 	"maps"
 	"slices"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,8 +11,10 @@ import (
 
 // Source is what a Collector reads at each scrape; *crust.Service is one.
 type Source interface {
-	// Peers lists the connected peers with their kind and traffic counters.
+	// Peers lists the connected peers with their kind.
 	Peers() []crust.PeerInfo
+	// Traffic counts messages and payload bytes since the node started.
+	Traffic() crust.Traffic
 	// LadderStats counts attempts per ladder step and successes per kind.
 	LadderStats() map[string]crust.StepCount
 	// Refused counts refusals by reason.
@@ -48,9 +49,9 @@ var (
 	successesDesc = prometheus.NewDesc("crust_ladder_successes_total",
 		"Peer sessions started by each kind of connection, inbound ones included.", []string{"kind"}, nil)
 	bytesDesc = prometheus.NewDesc("crust_bytes_total",
-		"Message payload bytes received (in) and sent (out); sessions that ended count as of the last scrape that saw them.", []string{"direction"}, nil)
+		"Message payload bytes received (in) and sent (out) since the node started.", []string{"direction"}, nil)
 	messagesDesc = prometheus.NewDesc("crust_messages_total",
-		"Messages received (in) and sent (out); sessions that ended count as of the last scrape that saw them.", []string{"direction"}, nil)
+		"Messages received (in) and sent (out) since the node started.", []string{"direction"}, nil)
 	refusedDesc = prometheus.NewDesc("crust_refused_total",
 		"Connections, messages and requests refused or held back, by reason.", []string{"reason"}, nil)
 )
@@ -60,38 +61,11 @@ var (
 type Collector struct {
 	src   Source
 	punch *prometheus.HistogramVec
-
-	mu    sync.Mutex
-	live  map[session]traffic // each session's counts at the last scrape
-	ended traffic             // the sums of the last counts of the sessions that ended
-}
-
-// session is one connected period of a peer: a new one starts with fresh counters.
-type session struct {
-	id    crust.NodeID
-	since int64 // PeerInfo.Since, in Unix nanoseconds
-}
-
-// traffic is a session's counters, as Peers reports them.
-type traffic struct{ bytesIn, bytesOut, msgsIn, msgsOut uint64 }
-
-func (t *traffic) add(o traffic) {
-	t.bytesIn += o.bytesIn
-	t.bytesOut += o.bytesOut
-	t.msgsIn += o.msgsIn
-	t.msgsOut += o.msgsOut
-}
-
-// atLeast returns t with each counter raised to o's: a session's counters never go
-// back, and a scrape must not show them going back if they ever seemed to.
-func (t traffic) atLeast(o traffic) traffic {
-	return traffic{max(t.bytesIn, o.bytesIn), max(t.bytesOut, o.bytesOut), max(t.msgsIn, o.msgsIn), max(t.msgsOut, o.msgsOut)}
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
 // New returns a Collector of src's metrics; src is typically a *crust.Service.
-// Traffic is counted from the first scrape on (see the package comment).
 func New(src Source) *Collector {
 	c := &Collector{
 		src: src,
@@ -100,7 +74,6 @@ func New(src Source) *Collector {
 			Help:    "How long the hole-punch step that made a connection ran (rendezvous exchange and punch), at the node that climbed the ladder.",
 			Buckets: PunchBuckets,
 		}, []string{"kind"}),
-		live: make(map[session]traffic),
 	}
 	for _, k := range punchKinds {
 		c.punch.WithLabelValues(k) // exported at zero from the start
@@ -131,7 +104,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads the Source and sends the current value of every metric.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	peers, t := c.peers()
+	peers := c.src.Peers()
 
 	byKind := make(map[string]int, len(kinds))
 	for _, k := range kinds {
@@ -167,10 +140,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(successesDesc, prometheus.CounterValue, float64(successes[k]), k)
 	}
 
-	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesIn), "in")
-	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.bytesOut), "out")
-	ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.CounterValue, float64(t.msgsIn), "in")
-	ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.CounterValue, float64(t.msgsOut), "out")
+	t := c.src.Traffic()
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.BytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(t.BytesOut), "out")
+	ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.CounterValue, float64(t.MsgsIn), "in")
+	ch <- prometheus.MustNewConstMetric(messagesDesc, prometheus.CounterValue, float64(t.MsgsOut), "out")
 
 	refused := c.src.Refused()
 	for _, r := range sortedKeys(refused) {
@@ -178,32 +152,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	c.punch.Collect(ch)
-}
-
-// peers lists the connected peers and returns the running traffic totals: the
-// counts of their sessions plus the last counts seen of every session that ended. A
-// session that is no longer listed has ended: its last counts move into ended. The
-// list is read under the lock, so that concurrent scrapes see sessions in order.
-func (c *Collector) peers() ([]crust.PeerInfo, traffic) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	peers := c.src.Peers()
-	now := make(map[session]traffic, len(peers))
-	total := traffic{}
-	for _, p := range peers {
-		s := session{id: p.ID, since: p.Since.UnixNano()}
-		t := traffic{p.BytesIn, p.BytesOut, p.MsgsIn, p.MsgsOut}.atLeast(c.live[s])
-		now[s] = t
-		total.add(t)
-	}
-	for s, t := range c.live {
-		if _, ok := now[s]; !ok {
-			c.ended.add(t)
-		}
-	}
-	c.live = now
-	total.add(c.ended)
-	return peers, total
 }
 
 // sortedKeys returns m's keys in order, so that metrics come out in a stable order.

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/crust-p2p/crust"
 	"github.com/crust-p2p/crust/metrics"
 )
 
@@ -19,7 +20,8 @@ import (
 func TestServe(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	src := &fakeSource{refused: map[string]uint64{"max-connections": 3}}
-	src.set(peer(1, 0, "quic-direct", 10, 20, 1, 2))
+	src.set(peer(1, "quic-direct"))
+	src.setTraffic(crust.Traffic{BytesIn: 10, BytesOut: 20, MsgsIn: 1, MsgsOut: 2})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -253,6 +253,36 @@ func TestServiceTraffic(t *testing.T) {
 	}
 }
 
+// Sessions that began and ended before the first scrape count in full: two
+// sessions come and go unseen, and the first scrape, after both, has every message
+// and byte of both.
+func TestServiceTrafficOfEndedSessions(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	a, b := newNode(t, loopback()), newNode(t, loopback())
+	for i, sizes := range [][]int{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {1000, 1000}} {
+		a.connect(t, b.Contact())
+		b.waitUntil(t, "A connected", func() bool { return len(b.connected) == i+1 })
+		a.send(t, b.ID(), sizes...)
+		b.send(t, a.ID(), 100)
+		a.waitUntil(t, "B's message", func() bool { return a.received == i+1 })
+		b.waitUntil(t, "A's messages", func() bool { return b.received == []int{10, 12}[i] })
+		if err := a.Disconnect(b.ID()); err != nil {
+			t.Fatal(err)
+		}
+		a.waitUntil(t, "B lost", func() bool { return a.lost == i+1 })
+		b.waitUntil(t, "A lost", func() bool { return b.lost == i+1 })
+	}
+	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
+		t.Fatalf("peers after the disconnects: A %v, B %v", a.Peers(), b.Peers())
+	}
+	// 55 + 2000 bytes in 12 messages from A, 2 × 100 bytes from B.
+	eventually(t, a.col, traffic(200, 2055, 2, 12)...)
+	eventually(t, b.col, traffic(2055, 200, 12, 2)...)
+	if err := check(t, a.col, want{"crust_connections", "tcp-direct", 0}, want{"crust_ladder_successes_total", "tcp-direct", 2}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A node that punches to its peer (here blind, toward the only endpoint it was
 // given: no rendezvous, and nothing on loopback to punch through) records the punch
 // step's duration in crust_punch_seconds; the peer, which only accepted, does not.
