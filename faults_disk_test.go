@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -183,7 +185,7 @@ func TestBootstrapSaveDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := newNode(t, fastConfig(), nil)
-	connect(t, a, d) // the next change saves, with room
+	connect(t, a, d) // the failed save's retry, or this change, saves with room
 	learned = append(learned, d)
 	waitCacheFile(t, path, learned...)
 	if saved, err = os.ReadFile(path); err != nil {
@@ -211,6 +213,100 @@ func TestBootstrapSaveDiskFull(t *testing.T) {
 		t.Errorf("the failed save at Close was not logged as an error:\n%s", a.logs.String())
 	}
 	checkIntact(t, path, saved)
+}
+
+// A save that fails on a full disk is retried on a timer, with nothing else
+// changing: once there is room the file is saved, and the log says so. The retries
+// back off (SaveDelay, 1 s, then 2 s, ...), each failure is logged once, and a change
+// while they wait does not bring the next one forward. It protects the retry: without
+// it, a node that learned its peers while the disk was full keeps them only in
+// memory until something else changes or it closes, and a crash loses them.
+func TestBootstrapSaveRetriedAfterDiskFull(t *testing.T) {
+	checkLeaks(t)
+	dir := testdisk.SmallTmpfs(t, "64k")
+	path := filepath.Join(dir, bootstrap.DefaultFileName)
+	cfg := fastConfig()
+	cfg.BootstrapFile = path
+	a := newNode(t, cfg, nil)
+	b, c, d := newNode(t, fastConfig(), nil), newNode(t, fastConfig(), nil), newNode(t, fastConfig(), nil)
+	connect(t, a, b)
+	waitCacheFile(t, path, b)
+	saved, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	filler := testdisk.Fill(t, dir)
+	connect(t, a, c) // a change: its save fails
+	a.waitLog("no space left on device", 10*time.Second)
+	connect(t, a, d) // a change while the retry waits
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(a.logs.String(), "saving the cache failed") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second failed save:\n%s", a.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the log
+	}
+	checkIntact(t, path, saved)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitCacheFile(t, path, b, c, d) // no change since D: the retry saves
+	a.waitLog("saving the cache works again", 5*time.Second)
+
+	// Two failures, or more if this test was slow to free the space.
+	failures := saveFailures(t, a.logs.String())
+	if len(failures) < 2 {
+		t.Fatalf("%d failed saves logged with their retry, want 2 or more:\n%s", len(failures), a.logs.String())
+	}
+	for i, f := range failures {
+		if want := time.Second << i; f.retryIn != want {
+			t.Errorf("failure %d: retry in %v, want %v", i+1, f.retryIn, want)
+		}
+		if i > 0 {
+			// Log times are in milliseconds: allow for the truncation.
+			if gap := f.at.Sub(failures[i-1].at); gap < failures[i-1].retryIn-time.Millisecond {
+				t.Errorf("failure %d came %v after failure %d, before its retry was due (%v)", i+1, gap, i, failures[i-1].retryIn)
+			}
+		}
+	}
+	if again := fmt.Sprintf(`level=INFO msg="bootstrap: saving the cache works again" file=%s failed_saves=%d`, path, len(failures)); !strings.Contains(a.logs.String(), again) {
+		t.Errorf("no %q in the log:\n%s", again, a.logs.String())
+	}
+	now, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the file: %d bytes with B; %d once the retry saved B, C and D; the failed saves logged %v apart",
+		len(saved), len(now), failures[1].at.Sub(failures[0].at))
+}
+
+// saveFailure is one logged failed save of the bootstrap cache: when, and when the
+// retry is due.
+type saveFailure struct {
+	at      time.Time
+	retryIn time.Duration
+}
+
+// saveFailureLine matches a failed save's log line, as slog's text handler writes it.
+var saveFailureLine = regexp.MustCompile(`time=(\S+) level=WARN msg="bootstrap: saving the cache failed; retrying" .* in=(\S+) failed_saves=\d+`)
+
+// saveFailures returns the failed saves logged in logs, in order.
+func saveFailures(t *testing.T, logs string) []saveFailure {
+	t.Helper()
+	var out []saveFailure
+	for _, m := range saveFailureLine.FindAllStringSubmatch(logs, -1) {
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			t.Fatalf("log time %q: %v", m[1], err)
+		}
+		in, err := time.ParseDuration(m[2])
+		if err != nil {
+			t.Fatalf("log retry delay %q: %v", m[2], err)
+		}
+		out = append(out, saveFailure{at, in})
+	}
+	return out
 }
 
 // checkIntact checks that the file at path still holds want, and that no temp file

@@ -23,7 +23,8 @@ import (
 // bootstrapRetryMin).
 // Afterwards it records how direct connections went, learns contacts heard of, and
 // saves the cache a moment after each change (SaveDelay), so a burst of changes costs
-// one write.
+// one write. A save that fails (a full disk, say) is retried on a timer, backing off
+// (see saveRetryMax), until one succeeds.
 type bootstrapActor struct {
 	n          *node
 	cache      *bootstrap.Cache
@@ -34,7 +35,11 @@ type bootstrapActor struct {
 	inFlight  int
 	connected int  // bootstrap dials that succeeded
 	done      bool // every contact tried, or enough peers
+	// saveTimer is the save to come: SaveDelay after a change, or a retry.
 	saveTimer *time.Timer
+	// saveFailures counts the saves in a row that failed. While it is above zero the
+	// next save is a retry that changes do not bring forward.
+	saveFailures int
 	// retry starts another round when a round ends short of BootstrapPeers with
 	// contacts that failed (down, overloaded, cut off), or a recheck finds us short;
 	// failed counts this round's failed contacts, retries the rounds in a row that
@@ -58,6 +63,12 @@ const (
 )
 
 type bootstrapRetry struct{}
+
+// saveRetryMax caps the wait before retrying a failed save: the first retry comes
+// SaveDelay after the failure, each next one twice as long after its own, up to
+// this (or SaveDelay, if that is longer). Each failure is logged, so a lasting one
+// (a full disk) logs at most once per step of the backoff.
+const saveRetryMax = time.Minute
 
 // connOutcome reports to the Bootstrap actor how a direct connection went: success
 // with the peer's endpoints, or a failed dial.
@@ -140,9 +151,7 @@ func (b *bootstrapActor) Receive(c *actor.Context) {
 		b.saveSoon()
 	case saveTick:
 		b.saveTimer = nil
-		if err := b.cache.Save(); err != nil {
-			b.n.log.Warn("bootstrap: saving the cache failed; will retry on the next change", "file", b.cache.Path(), "err", err)
-		}
+		b.save()
 	case actor.Stopped:
 		if b.saveTimer != nil {
 			b.saveTimer.Stop()
@@ -255,17 +264,57 @@ func (b *bootstrapActor) scheduleRetry() {
 	})
 }
 
-// saveSoon schedules a save SaveDelay from now unless one is scheduled already.
+// saveSoon schedules a save SaveDelay from now unless one is scheduled already
+// (after a failure, the retry).
 func (b *bootstrapActor) saveSoon() {
 	if b.saveTimer != nil || !b.cache.Dirty() {
 		return
 	}
+	b.saveIn(b.n.cfg.SaveDelay)
+}
+
+// saveIn schedules a save d from now.
+func (b *bootstrapActor) saveIn(d time.Duration) {
 	n, self := b.n, b.self
-	b.saveTimer = time.AfterFunc(n.cfg.SaveDelay, func() {
+	b.saveTimer = time.AfterFunc(d, func() {
 		if n.ctx.Err() == nil {
 			n.engine.Send(self, saveTick{})
 		}
 	})
+}
+
+// save writes the cache. A failure is logged and, while the cache has something to
+// save, retried after saveRetryDelay; the first success after failures is logged
+// too.
+func (b *bootstrapActor) save() {
+	err := b.cache.Save()
+	if err == nil {
+		if b.saveFailures > 0 {
+			b.n.log.Info("bootstrap: saving the cache works again", "file", b.cache.Path(), "failed_saves", b.saveFailures)
+			b.saveFailures = 0
+		}
+		return
+	}
+	b.saveFailures++
+	if !b.cache.Dirty() || errors.Is(err, bootstrap.ErrClosed) {
+		// Nothing left unsaved, or the cache is closed: no retry.
+		b.n.log.Warn("bootstrap: saving the cache failed", "file", b.cache.Path(), "err", err)
+		return
+	}
+	delay := b.saveRetryDelay()
+	b.n.log.Warn("bootstrap: saving the cache failed; retrying", "file", b.cache.Path(), "err", err, "in", delay, "failed_saves", b.saveFailures)
+	b.saveIn(delay)
+}
+
+// saveRetryDelay is how long to wait after the saveFailures-th failed save in a row:
+// SaveDelay, doubling with each failure, up to saveRetryMax.
+func (b *bootstrapActor) saveRetryDelay() time.Duration {
+	limit := max(saveRetryMax, b.n.cfg.SaveDelay)
+	d := b.n.cfg.SaveDelay
+	for i := 1; i < b.saveFailures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // sessionOutcome is what a new session tells the Bootstrap actor: for a connection we

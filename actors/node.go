@@ -87,7 +87,8 @@ type Config struct {
 	// BootstrapPeers is how many connected peers end the bootstrap. Default: 8.
 	BootstrapPeers int
 	// SaveDelay is how long after a change the bootstrap cache is saved, so a burst
-	// of changes costs one write. Default: 1 s.
+	// of changes costs one write; also the first wait before retrying a failed save
+	// (the waits double up to a minute). Default: 1 s.
 	SaveDelay time.Duration
 	// Policy decides which NodeIDs are dialled and accepted. Default: everyone.
 	Policy *Policy
