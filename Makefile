@@ -125,6 +125,11 @@ bench:
 # target can end with "context deadline exceeded" and no failing input (a known Go
 # flake). That case is reported and skipped; any other failure, or a failing input
 # written to testdata/fuzz, fails the target.
+# -fuzzminimizetime=1000x: Go minimizes every input that finds new coverage before
+# fuzzing on, for up to 60 s by default, in a number of calls quadratic in the input's
+# length. With FUZZTIME=10s the first long inputs kept both workers minimizing to the
+# end (FuzzRootDescription: 12 executions counted in 10 s). 1000 calls still cut most
+# of an input's tail; a failing input is minimized as far, then written.
 fuzz:
 	@found=0; flaked=0; \
 	pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $(PKGS)); \
@@ -137,7 +142,7 @@ fuzz:
 			corpus="$$dir/testdata/fuzz/$$target"; \
 			before=$$({ ls -A "$$corpus" 2>/dev/null || true; } | wc -l); \
 			out=$$(mktemp); \
-			if $(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg" 2>&1 | tee "$$out"; then \
+			if $(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1000x "$$pkg" 2>&1 | tee "$$out"; then \
 				rm -f "$$out"; continue; \
 			fi; \
 			after=$$({ ls -A "$$corpus" 2>/dev/null || true; } | wc -l); \

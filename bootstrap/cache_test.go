@@ -449,13 +449,23 @@ func FuzzLoad(f *testing.F) {
 	for _, content := range corruptFiles {
 		f.Add([]byte(content))
 	}
+	// One data directory serves every input: a fresh t.TempDir per input (two mkdirs,
+	// a new lock file, a RemoveAll) cost more than Open, the checks and Close together.
+	// Inputs run one at a time, and each starts with only the lock file there.
+	dir := f.TempDir()
+	path := filepath.Join(dir, "bootstrap.json")
+	aside := path + ".corrupt-20250304T050607Z"
+	logger := quietLogger()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "bootstrap.json")
+		for _, name := range []string{path, aside} {
+			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Open(Config{Dir: dir, Max: 8, Logger: quietLogger(), Now: func() time.Time { return t0 }, HardCoded: []transport.Contact{contact(9, "tcp://203.0.113.9:1")}})
+		c, err := Open(Config{Dir: dir, Max: 8, Logger: logger, Now: func() time.Time { return t0 }, HardCoded: []transport.Contact{contact(9, "tcp://203.0.113.9:1")}})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -472,11 +482,11 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
-		aside, err := os.ReadFile(path + ".corrupt-20250304T050607Z")
+		setAside, err := os.ReadFile(aside)
 		if err != nil {
 			t.Fatalf("file neither kept nor set aside: %v", err)
 		}
-		if !bytes.Equal(aside, data) {
+		if !bytes.Equal(setAside, data) {
 			t.Fatal("set-aside copy differs from the original")
 		}
 		if len(c.Entries()) != 0 {
