@@ -268,7 +268,11 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StepTimeout)
 	n.dialWG.Go(func() {
 		defer cancel()
-		conn, err := n.runPunch(ctx, proto, contact, false)
+		var conn transport.Conn
+		err := lagBehindInitiator(ctx, proto)
+		if err == nil {
+			conn, err = n.runPunch(ctx, proto, contact, false)
+		}
 		n.engine.Send(rv, punchDone{peer: peer, id: id})
 		switch {
 		case err == nil && n.ctx.Err() == nil:
@@ -280,6 +284,37 @@ func (n *node) startResponderPunch(peer identity.NodeID, id uint64, proto string
 		}
 	})
 	return cancel
+}
+
+// tcpResponderLag is how long after the Sync the responder of a TCP punch sends its
+// first SYN: the initiator's SYN must leave first. A router that still tracks the
+// flow from an earlier attempt on the same ports (a punch that failed, a blind punch
+// while no rendezvous was up; Linux keeps such an entry for two minutes) holds that
+// attempt's initial sequence number. The initiator's new SYN, on the same ports and so
+// with a later sequence number, resets it. But if the responder's SYN arrives first,
+// the router forwards it to the initiator's listener (no socket is connecting yet),
+// and every packet the initiator then sends on those ports, the listener's SYN-ACK or
+// a new SYN, has a sequence number the entry calls out of window: conntrack marks it
+// invalid, it leaves unNATed, and the ports are stuck until the entry expires. The
+// initiator starts when its Sync is half a round trip from the responder; the lag
+// covers the error in that guess and scheduling, and costs the punch no more than
+// itself: the initiator's SYN is dropped by the responder's router, the responder's
+// SYN meets the initiator's socket and completes a simultaneous open.
+const tcpResponderLag = 5 * time.Millisecond
+
+// lagBehindInitiator waits tcpResponderLag before a TCP responder punches.
+func lagBehindInitiator(ctx context.Context, proto string) error {
+	if proto != "tcp" {
+		return nil
+	}
+	t := time.NewTimer(tcpResponderLag)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // runPunch punches toward c over proto until a connection is up (ours, or the
