@@ -428,7 +428,9 @@ func TestPeerRestartsWithSameKey(t *testing.T) {
 
 // The larger node disconnects while the smaller's Activate and first data are in
 // flight on a connection still waiting for it: the refused connection's data is
-// dropped, its Goodbye is read, and the pair can connect again at once.
+// dropped, its Goodbye is read, and the pair can connect again at once. Nothing is
+// lost silently: each message the smaller sent is either delivered or given back to
+// it (the Goodbye of a connection that never went live says its data was dropped).
 func TestDisconnectWhileActivateInFlight(t *testing.T) {
 	checkLeaks(t)
 	small, large := orderedIdentities(t)
@@ -437,10 +439,14 @@ func TestDisconnectWhileActivateInFlight(t *testing.T) {
 	cs.Identity, cl.Identity = small, large
 	s := newNode(t, cs, nil)
 	l := newNode(t, cl, nil)
+	const perRound = 50
+	accepted, backBefore, dropped := 0, 0, 0 // dropped: rounds in which messages came back
 	for round := 1; round <= 20; round++ {
 		connect(t, s, l)
-		for range 50 {
-			s.Send(l.ID(), []byte("early"))
+		for range perRound {
+			if s.Send(l.ID(), []byte("early")) == nil {
+				accepted++
+			}
 		}
 		l.waitConns(s.ID(), 1) // L holds the connection, maybe still waiting for Activate
 		if err := l.Disconnect(s.ID()); err != nil {
@@ -448,7 +454,31 @@ func TestDisconnectWhileActivateInFlight(t *testing.T) {
 		}
 		l.waitConns(s.ID(), 0)
 		s.waitConns(l.ID(), 0)
+		s.waitUntil(5*time.Second, "S's PeerLost", func() bool { return len(s.lost[l.ID()]) == round })
+		// Everything S accepted was delivered to L or given back to S.
+		var got, back int
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			l.mu.Lock()
+			got = l.received[s.ID()]
+			l.mu.Unlock()
+			s.mu.Lock()
+			back = s.undelivered[l.ID()]
+			s.mu.Unlock()
+			if got+back >= accepted || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got+back != accepted {
+			t.Fatalf("round %d: %d messages delivered and %d given back, want the %d accepted", round, got, back, accepted)
+		}
+		if back > backBefore {
+			dropped++
+		}
+		backBefore = back
 	}
+	t.Logf("20 rounds: messages given back in %d of them", dropped)
 	connect(t, l, s)
 	waitSettled(t, l, s)
 }

@@ -25,10 +25,12 @@ type testNode struct {
 	connected map[crust.NodeID]int
 	lost      map[crust.NodeID][]string
 	received  map[crust.NodeID]int
-	order     []crust.Event // control events, in order
-	onMessage func(crust.Message)
-	logs      *syncBuffer
-	stopped   chan struct{}
+	// undelivered counts the messages given back (Undelivered, both kinds) per peer.
+	undelivered map[crust.NodeID]int
+	order       []crust.Event // control events, in order
+	onMessage   func(crust.Message)
+	logs        *syncBuffer
+	stopped     chan struct{}
 }
 
 // checkLeaks registers a goroutine-leak check that runs after every other cleanup of
@@ -69,15 +71,16 @@ func newNode(t *testing.T, cfg crust.Config, onMessage func(crust.Message)) *tes
 		t.Fatalf("starting node: %v", err)
 	}
 	n := &testNode{
-		Service:   svc,
-		t:         t,
-		changed:   make(chan struct{}),
-		connected: make(map[crust.NodeID]int),
-		lost:      make(map[crust.NodeID][]string),
-		received:  make(map[crust.NodeID]int),
-		onMessage: onMessage,
-		logs:      logs,
-		stopped:   make(chan struct{}),
+		Service:     svc,
+		t:           t,
+		changed:     make(chan struct{}),
+		connected:   make(map[crust.NodeID]int),
+		lost:        make(map[crust.NodeID][]string),
+		received:    make(map[crust.NodeID]int),
+		undelivered: make(map[crust.NodeID]int),
+		onMessage:   onMessage,
+		logs:        logs,
+		stopped:     make(chan struct{}),
 	}
 	go n.record()
 	t.Cleanup(func() { n.Close() })
@@ -98,6 +101,8 @@ func (n *testNode) record() {
 			n.lost[ev.ID] = append(n.lost[ev.ID], ev.Reason)
 		case crust.Message:
 			n.received[ev.From]++
+		case crust.Undelivered:
+			n.undelivered[ev.ID] += len(ev.Unacknowledged) + len(ev.Unsent)
 		}
 		if _, ok := ev.(crust.Message); !ok {
 			n.order = append(n.order, ev)

@@ -50,7 +50,8 @@ type connState struct {
 	acks     acker
 	sent     sentLog
 	// faulted is set (actor-owned) when the connection ended without the peer's
-	// Goodbye: what it wrote and the peer did not acknowledge is reported.
+	// Goodbye, or with one that says it dropped our data (Goodbye.Dropped): what it
+	// wrote and the peer did not acknowledge is reported.
 	faulted bool
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"

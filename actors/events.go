@@ -53,8 +53,10 @@ type PeerLost struct {
 type Undelivered struct {
 	// ID is the peer.
 	ID identity.NodeID
-	// Unacknowledged were written on a connection that then failed, before the peer
-	// acknowledged them: some may have arrived (the acknowledgement was in flight).
+	// Unacknowledged were written on a connection that then failed before the peer
+	// acknowledged them (some may have arrived: the acknowledgement was in flight), or
+	// on one the peer gave up before taking it live, which drops them all
+	// (Goodbye.Dropped).
 	Unacknowledged [][]byte
 	// Unsent never left this node: still queued when the session ended.
 	Unsent [][]byte

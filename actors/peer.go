@@ -412,7 +412,7 @@ func (p *peer) sayBye(cs *connState, reason string) {
 		return
 	}
 	cs.sentBye, cs.byeAt = true, p.n.clock.Now()
-	cs.goodbye(wire.Goodbye{Reason: reason})
+	cs.goodbye(wire.Goodbye{Reason: reason, Dropped: !cs.wasActive})
 	if cs == p.active {
 		p.active = nil
 	}
@@ -453,6 +453,10 @@ func (p *peer) readerEnded(m readerEnded) {
 	var why string
 	if m.bye != nil {
 		cs.gotBye = true
+		if m.bye.Dropped && cs.wasActive {
+			// The peer never took this connection live: what we wrote on it is gone.
+			cs.faulted = true
+		}
 		why = "peer said goodbye: " + m.bye.Reason
 		if !cs.sentBye {
 			p.sayBye(cs, m.bye.Reason)

@@ -67,6 +67,7 @@ var vectors = []struct {
 	{"Ping", Ping{Seq: 7}, "00000006 92 03 81 a173 07"},
 	{"Pong", Pong{Seq: 7}, "00000006 92 04 81 a173 07"},
 	{"Goodbye duplicate", Goodbye{Reason: ReasonDuplicate}, "0000000f 92 05 81 a172 a9 6475706c6963617465"},
+	{"Goodbye dropped", Goodbye{Reason: ReasonDisconnect, Dropped: true}, "00000013 92 05 82 a172 aa 646973636f6e6e656374 a164 c3"},
 	{"Activate", Activate{Seq: 3}, "00000006 92 06 81 a173 03"},
 	{"Relay error", Relay{To: []byte{1, 2}, Error: "no"}, "0000000e 92 07 82 a174 c4 02 0102 a165 a2 6e6f"},
 	{"Ack", Ack{Count: 300}, "00000008 92 08 81 a163 cd 012c"},

@@ -69,6 +69,11 @@ type Pong struct {
 // own Goodbye (if it has not sent one) and closes once both are through.
 type Goodbye struct {
 	Reason string `msgpack:"r"`
+	// Dropped says the sender never made this connection live and drops whatever Data
+	// reaches it: nothing the receiver wrote on it was delivered, acknowledged or not.
+	// It is sent when a connection is given up while the other side's Activate may be
+	// in flight (and with it the first Data).
+	Dropped bool `msgpack:"d,omitempty"`
 }
 
 // Goodbye reasons.
