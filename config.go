@@ -55,7 +55,12 @@ type Config struct {
 	// ReconnectFor is how long the node tries to reconnect to a peer whose connection
 	// failed without a Goodbye (a timeout, a reset: a fault, not the peer leaving),
 	// redialling with backoff from half a second to 30 s; PeerLost.Reconnecting
-	// says so. Default: 1 minute; negative: never.
+	// says so. Meanwhile the messages the fault left unconfirmed are held: if the
+	// peer still knows how far it got, the next session resends what it lacks, so
+	// each arrives once; otherwise, or once reconnecting stops, they come back in
+	// Undelivered. The node also remembers, for this long (at least a minute), how
+	// far it got with a faulted peer's messages, so that the peer can resume. Default:
+	// 1 minute; negative: never.
 	ReconnectFor time.Duration
 	// PeerTimeout is how long a peer may stay silent before it is lost. A dead peer is
 	// reported within PeerTimeout + KeepaliveInterval. Default: 12 s.

@@ -21,6 +21,7 @@ import (
 	"github.com/crust-p2p/crust/nat/upnp"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
 )
 
 // Service is a running crust node. Its methods are safe for concurrent use.
@@ -59,6 +60,13 @@ func onOS(net transport.Net) bool {
 func (s *Service) punchSeen(from netip.AddrPort, id NodeID) {
 	if node := s.started.Load(); node != nil {
 		node.PunchSeen(from, id)
+	}
+}
+
+// fillHello fills in our Hello's resume fields once the node runs (Common.HelloExtra).
+func (s *Service) fillHello(peer NodeID, h *wire.Hello) {
+	if node := s.started.Load(); node != nil {
+		node.FillHello(peer, h)
 	}
 }
 
@@ -103,6 +111,7 @@ func New(cfg Config) (*Service, error) {
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		Endpoints:        s.Endpoints, // Hello lists both protocols' endpoints
 		Allow:            policy.Allowed,
+		HelloExtra:       s.fillHello,
 		Log:              cfg.Log,
 	}
 	// STUN over UDP shares the QUIC sockets: the QUIC transport hands every non-QUIC

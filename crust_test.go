@@ -141,6 +141,7 @@ func TestIdleConnectionHasNoWriterGoroutine(t *testing.T) {
 	cfg.KeepaliveInterval, cfg.PeerTimeout = time.Minute, 5*time.Minute // no pings while we look
 	a, b := newNode(t, cfg, nil), newNode(t, cfg, nil)
 	connect(t, a, b)
+	b.waitConnected(a.ID(), 1) // Connect returns when A is connected; B may be a moment later
 	goroutines := func(fn string) int {
 		var buf bytes.Buffer
 		pprof.Lookup("goroutine").WriteTo(&buf, 2)

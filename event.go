@@ -15,8 +15,9 @@ type PeerConnected = actors.PeerConnected
 
 // PeerLost reports a peer's connection ended, with the reason. Messages still queued
 // for it, or sent on a connection that failed and not acknowledged, come back in an
-// Undelivered event before it; Send returns ErrNotConnected until the peer connects
-// again.
+// Undelivered event before it, unless the node is reconnecting (Reconnecting): then
+// they are held for the next session, which resends those the peer lacks. Send
+// returns ErrNotConnected until the peer connects again.
 type PeerLost = actors.PeerLost
 
 // Undelivered gives back messages Send accepted that may not have reached the peer:

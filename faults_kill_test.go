@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,7 +88,9 @@ func runStreamChild(path string) {
 // reader's or writer's error, or a send queue that was not closed with it, would
 // leave the sender blocked in Send until the test times out. The test also reports
 // how many accepted messages (Send returned nil) never reached the peer, and checks
-// that each of them came back in an Undelivered event: none is lost silently.
+// that each of them came back in an Undelivered event: none is lost silently. The
+// sender reconnects for 2 s (ReconnectFor) and holds them for a resume meanwhile;
+// the peer does not come back, so they come back once it stops.
 func TestPeerKilledMidStream(t *testing.T) {
 	for _, tc := range []struct {
 		proto string
@@ -117,6 +120,7 @@ func TestPeerKilledMidStream(t *testing.T) {
 			cfg.Protocols = []string{tc.proto}
 			cfg.PeerTimeout = tc.peerTimeout
 			cfg.SendBlocks = true // the hang to rule out: a Send waiting for room forever
+			cfg.ReconnectFor = 2 * time.Second
 			a := newNode(t, cfg, nil)
 			connectTo(t, a, contact)
 
@@ -166,7 +170,12 @@ func TestPeerKilledMidStream(t *testing.T) {
 			}
 			sent, got, bad := accepted.Load(), counters.received.Load(), counters.outOfOrder.Load()
 			// What was accepted and not delivered must come back in Undelivered events
-			// (before PeerLost): every sequence number from the child's count on.
+			// once the sender stops reconnecting: every sequence number from the
+			// child's count on.
+			a.waitUntil(cfg.ReconnectFor+5*time.Second, "Undelivered once reconnecting stops", func() bool {
+				return slices.ContainsFunc(a.order, func(ev crust.Event) bool { _, ok := ev.(crust.Undelivered); return ok })
+			})
+			backAfter := time.Since(killed)
 			givenBack := make(map[uint64]bool)
 			var unacked, unsent int
 			for _, ev := range a.events() {
@@ -189,8 +198,8 @@ func TestPeerKilledMidStream(t *testing.T) {
 					delivered++
 				}
 			}
-			t.Logf("%s: PeerLost %v after the kill (%v), the blocked Send returned %v after the kill; %d messages accepted by Send, %d received by the child before the kill, %d accepted but not delivered; given back: %d unacknowledged (%d of them had arrived) + %d unsent; lost silently: %d",
-				tc.proto, lostAfter.Round(time.Millisecond), a.lostReasons(contact.ID), unblocked.Round(time.Millisecond), sent, got, int64(sent)-int64(got), unacked, delivered, unsent, silent)
+			t.Logf("%s: PeerLost %v after the kill (%v), the blocked Send returned %v after the kill, Undelivered %v after it; %d messages accepted by Send, %d received by the child before the kill, %d accepted but not delivered; given back: %d unacknowledged (%d of them had arrived) + %d unsent; lost silently: %d",
+				tc.proto, lostAfter.Round(time.Millisecond), a.lostReasons(contact.ID), unblocked.Round(time.Millisecond), backAfter.Round(time.Millisecond), sent, got, int64(sent)-int64(got), unacked, delivered, unsent, silent)
 			if lostAfter > tc.loss {
 				t.Errorf("PeerLost came %v after the kill, want within %v", lostAfter, tc.loss)
 			}

@@ -13,7 +13,8 @@ import (
 // connection acknowledges what it handed to the application (wire.Ack, a count); the
 // sending side keeps what it wrote until then. When a connection fails, what it wrote
 // and the peer did not acknowledge is reported as maybe delivered, and when the
-// session ends, what was still queued is reported as not sent.
+// session ends, what was still queued is reported as not sent; unless the session
+// ended in a fault and we reconnect, when both are held for a resume (resume.go).
 //
 // Peers whose Hello lacks Acks (older versions) are not kept for: their connections
 // report only what was never sent.
@@ -151,22 +152,25 @@ func (l *sentLog) waitRoom(max int, abort <-chan struct{}) bool {
 	}
 }
 
-// unacked returns copies of the messages written and not acknowledged, in order, and
-// forgets them.
-func (l *sentLog) unacked() [][]byte {
+// unacked returns copies of the messages written and not acknowledged, in order,
+// with the stream number of the first, and forgets them.
+func (l *sentLog) unacked() (first uint64, out [][]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out [][]byte
-	for _, b := range l.batches {
+	for i, b := range l.batches {
 		msgs := b.o.messages()
-		if first := b.end - uint64(b.o.msgs); l.acked > first {
-			msgs = msgs[l.acked-first:]
+		skip := uint64(0)
+		if start := b.end - uint64(b.o.msgs); l.acked > start {
+			skip = l.acked - start
 		}
-		out = append(out, msgs...)
+		if i == 0 {
+			first = b.o.first + skip
+		}
+		out = append(out, msgs[skip:]...)
 		b.o.free()
 	}
 	l.batches, l.bytes = nil, 0
-	return out
+	return first, out
 }
 
 // messages returns copies of the messages in o, in order.

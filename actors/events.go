@@ -43,7 +43,10 @@ type PeerLost struct {
 	Reason string
 	// Reconnecting is set when the connection failed without the peer leaving (a
 	// timeout, a reset): the node redials it for Config.ReconnectFor, and a
-	// PeerConnected follows if that works.
+	// PeerConnected follows if that works. The session's unconfirmed messages are
+	// held meanwhile, for the next session to resend, rather than given back in an
+	// Undelivered before this PeerLost; they come back only if that session cannot
+	// resume (Undelivered before its PeerConnected) or reconnecting stops.
 	Reconnecting bool
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/crust-p2p/crust/nat/upnp"
 	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
 )
 
 // Config configures a Node. Zero values take the defaults stated per field; package
@@ -207,6 +208,8 @@ type node struct {
 	traffic counters
 	// open counts the connections the Peer actors hold (connStates).
 	open atomic.Int64
+	// resumes is what our Hellos say about resuming streams after a fault (resume.go).
+	resumes resumeStore
 	// sources rations inbound connection attempts per IP address.
 	sources sourceLimits
 	// natPID is the NAT actor; nat is what it knows, published for readers.
@@ -236,6 +239,10 @@ type Node struct {
 	closeOnce  sync.Once
 	closed     chan struct{}
 }
+
+// FillHello sets our Hello's per-peer fields (Stream, Resume) for a connection to
+// peer: the transports' Common.HelloExtra.
+func (n *Node) FillHello(peer identity.NodeID, h *wire.Hello) { n.n.fillHello(peer, h) }
 
 // Start spawns the actors and starts accepting on cfg.Listeners.
 func Start(cfg Config) (*Node, error) {

@@ -74,10 +74,11 @@ type peer struct {
 	redialTimer *time.Timer
 	redialGen   int
 
-	// undelivered collects the session's messages that may not have arrived, for the
-	// Undelivered before its PeerLost: the unacknowledged ones of failed connections
-	// as they are through, and what was still queued.
-	undelivered Undelivered
+	// streams is both streams of the session, for a resume after a fault, and its
+	// messages that may not have arrived (resume.go): the unacknowledged ones of
+	// failed connections as they are through, and what was still queued. They come
+	// back in the Undelivered before the session's PeerLost, unless held for a resume.
+	streams streams
 
 	leaving      string        // non-empty: we said Goodbye to all; the reason
 	shutdownDone chan struct{} // closed when leaving for shutdown is through
@@ -383,6 +384,7 @@ func (p *peer) activate(cs *connState, seq uint64) {
 	}
 	cs.traffic.Store(p.traffic)
 	if !p.connected {
+		p.startStreams(cs)
 		p.connected = true
 		p.info = info
 		p.n.report(sessionOutcome(cs.conn, cs.kind, p.n.clock.Now()))
@@ -440,6 +442,7 @@ func (p *peer) readerEnded(m readerEnded) {
 		return // endSession already counted it out (it stays until its writer is through)
 	}
 	cs.readerOver = true
+	p.countDelivered(cs)
 	if cs.wasActive {
 		if p.drained == nil {
 			p.drained = make(map[uint64]bool)
@@ -483,6 +486,7 @@ func (p *peer) readerEnded(m readerEnded) {
 	case wasLive:
 		p.lose(why)
 		if m.bye == nil {
+			p.streams.faulted = true
 			p.startRedial(cs)
 		}
 	case cs.wasActive && m.bye == nil && p.connected:
@@ -492,6 +496,7 @@ func (p *peer) readerEnded(m readerEnded) {
 			p.closeConn(o, "an earlier connection of the pair broke: "+why)
 		}
 		p.lose("connection broke while being replaced: " + why)
+		p.streams.faulted = true
 		p.startRedial(cs)
 	}
 }
@@ -529,21 +534,12 @@ func (p *peer) endSession(keep *connState) {
 	p.emitLost()
 }
 
-// emitUndelivered reports the messages of the session that may not have arrived.
-func (p *peer) emitUndelivered() {
-	if u := p.undelivered; len(u.Unacknowledged)+len(u.Unsent) > 0 {
-		u.ID = p.id
-		p.n.emit.Control(u)
-		p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
-		p.undelivered = Undelivered{}
-	}
-}
-
 // emitLost reports the pending PeerLost, after the session's Undelivered.
 func (p *peer) emitLost() {
 	if p.lostWhy == "" {
 		return
 	}
+	p.suspendStreams()
 	p.emitUndelivered()
 	p.connected = false
 	p.drained, p.lastWriterSeq = nil, 0 // the next session starts afresh
@@ -556,7 +552,7 @@ func (p *peer) closeQueue() {
 	if p.queue != nil {
 		p.n.dir.remove(p.id)
 		if left := p.queue.close(); left.msgs > 0 {
-			p.undelivered.Unsent = append(p.undelivered.Unsent, left.messages()...)
+			p.unconfirmedRun(left.first, left.messages(), true)
 			left.free()
 		}
 		p.queue, p.link, p.traffic = nil, nil, nil
@@ -628,8 +624,8 @@ func (p *peer) settle(c *actor.Context) {
 			p.closeConn(cs, "done")
 			delete(p.conns, cs)
 			p.n.open.Add(-1)
-			if lost := cs.sent.unacked(); cs.faulted {
-				p.undelivered.Unacknowledged = append(p.undelivered.Unacknowledged, lost...)
+			if first, lost := cs.sent.unacked(); cs.faulted {
+				p.unconfirmedRun(first, lost, false)
 			}
 		}
 	}

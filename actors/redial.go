@@ -63,8 +63,9 @@ func (p *peer) scheduleRedial() {
 	})
 }
 
-// stopRedial ends reconnecting.
+// stopRedial ends reconnecting; messages held for a resume come back.
 func (p *peer) stopRedial() {
+	p.releaseHeld()
 	if p.redialTimer != nil {
 		p.redialTimer.Stop()
 		p.redialTimer = nil

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"github.com/crust-p2p/crust/transport/wire"
@@ -39,6 +41,7 @@ type outgoing struct {
 	chunks []*chunk
 	msgs   int
 	bytes  int
+	first  uint64 // the stream number of the first message (resume.go)
 }
 
 // sendQueue is a peer's bounded queue of outgoing messages. Many goroutines push (the
@@ -56,6 +59,7 @@ type sendQueue struct {
 	spare  outgoing // emptied slices, from recycle
 	open   bool     // the last segment is frames ending where the last chunk's free space starts
 	closed bool
+	popped uint64        // the stream number of the next message to pop
 	space  chan struct{} // closed when pop frees room, if a blocking Send waits
 	waker  func()        // called when the queue goes non-empty: the draining writer's kick
 }
@@ -88,14 +92,7 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 		}
 		o := &q.out
 		if o.msgs < q.maxMsgs && (o.bytes+len(msg) <= q.maxBytes || o.msgs == 0) {
-			if large != nil {
-				o.segs = append(o.segs, segment{large: large})
-				q.open = false
-			} else {
-				q.encode(msg)
-			}
-			o.msgs++
-			o.bytes += len(msg)
+			q.add(msg, large)
 			var wake func()
 			if o.msgs == 1 {
 				wake = q.waker
@@ -121,6 +118,51 @@ func (q *sendQueue) push(msg []byte, block bool, cancel <-chan struct{}) error {
 			return ErrClosed
 		}
 	}
+}
+
+// add queues msg, or large if set (msg's copy). Called with mu held.
+func (q *sendQueue) add(msg, large []byte) {
+	o := &q.out
+	if large != nil {
+		o.segs = append(o.segs, segment{large: large})
+		q.open = false
+	} else {
+		q.encode(msg)
+	}
+	o.msgs++
+	o.bytes += len(msg)
+}
+
+// startAt numbers the queue's stream from base: a resumed stream goes on where the
+// peer got to. Called before anything is queued.
+func (q *sendQueue) startAt(base uint64) {
+	q.mu.Lock()
+	q.popped = base
+	q.mu.Unlock()
+}
+
+// resend queues the held messages numbered base and on, in order, ahead of anything
+// sent later and whatever the limits: the stream goes on from base. Those before base
+// arrived and are dropped. It returns how many it queued and the ones that do not
+// follow on from base (none, unless the peer's count is wrong), to be given back.
+func (q *sendQueue) resend(held []heldMsg, base uint64) (resent int, left []heldMsg) {
+	slices.SortFunc(held, byPos)
+	i, _ := slices.BinarySearchFunc(held, base, func(m heldMsg, pos uint64) int { return cmp.Compare(m.pos, pos) })
+	held = held[i:]
+	defer func() { resent = len(held) - len(left) }()
+	left = held
+	q.mu.Lock()
+	next := base + uint64(q.out.msgs)
+	for len(left) > 0 && left[0].pos == next {
+		var large []byte
+		if len(left[0].data) > arenaMax {
+			large = left[0].data
+		}
+		q.add(left[0].data, large)
+		left, next = left[1:], next+1
+	}
+	q.mu.Unlock()
+	return 0, left
 }
 
 // encode appends a small message's Data frame to the last chunk, starting a new
@@ -152,6 +194,8 @@ func (q *sendQueue) pop() outgoing {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	o := q.out
+	o.first = q.popped
+	q.popped += uint64(o.msgs)
 	q.out, q.spare, q.open = q.spare, outgoing{}, false
 	if q.space != nil {
 		close(q.space)
@@ -181,6 +225,7 @@ func (q *sendQueue) close() outgoing {
 	defer q.mu.Unlock()
 	q.closed = true
 	left := q.out
+	left.first = q.popped
 	q.out, q.spare, q.open = outgoing{}, outgoing{}, false
 	if q.space != nil {
 		close(q.space)

@@ -118,3 +118,51 @@ func TestSendQueueBlockingPush(t *testing.T) {
 		t.Fatalf("cancelled push: %v", err)
 	}
 }
+
+// The queue numbers what it pops from where startAt puts it, and resend queues held
+// messages from base on, in order and past the limits, dropping those before base and
+// returning those that do not follow on.
+func TestSendQueueResend(t *testing.T) {
+	held := func(from, to uint64) []heldMsg {
+		var out []heldMsg
+		for pos := from; pos < to; pos++ {
+			out = append(out, heldMsg{pos: pos, data: []byte{byte(pos)}})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name             string
+		held             []heldMsg
+		base             uint64
+		resent, left     int
+		firstQueued, pop uint64
+	}{
+		{"from the middle", held(5, 15), 8, 7, 0, 8, 15},
+		{"all arrived", held(5, 15), 15, 0, 0, 0, 15},
+		{"none arrived", held(5, 15), 5, 10, 0, 5, 15},
+		{"shuffled", append(held(10, 15), held(5, 10)...), 6, 9, 0, 6, 15},
+		{"a gap", append(held(5, 8), held(9, 12)...), 6, 2, 3, 6, 8},
+		{"starts past base", held(9, 12), 6, 0, 3, 0, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newSendQueue(2, 2) // limits a resend ignores
+			q.startAt(tc.base)
+			resent, left := q.resend(tc.held, tc.base)
+			if resent != tc.resent || len(left) != tc.left {
+				t.Fatalf("resent %d, %d left; want %d and %d", resent, len(left), tc.resent, tc.left)
+			}
+			o := q.pop()
+			if o.msgs != resent || o.first != tc.base {
+				t.Fatalf("popped %d messages from %d, want %d from %d", o.msgs, o.first, resent, tc.base)
+			}
+			for i, m := range o.messages() {
+				if want := byte(tc.firstQueued) + byte(i); m[0] != want {
+					t.Fatalf("message %d is %d, want %d", i, m[0], want)
+				}
+			}
+			if next := q.pop(); next.first != tc.pop {
+				t.Fatalf("the next pop starts at %d, want %d", next.first, tc.pop)
+			}
+		})
+	}
+}

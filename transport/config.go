@@ -32,6 +32,9 @@ type Common struct {
 	// NodeID: a node it refuses gets a Goodbye{blocked} instead of our Hello, and the
 	// handshake fails with ErrBlocked. Default: everyone is accepted.
 	Allow func(identity.NodeID) bool
+	// HelloExtra, if set, fills in the per-peer fields of our Hello (Stream, Resume)
+	// once TLS has proven the peer's NodeID, just before the Hello is sent.
+	HelloExtra func(peer identity.NodeID, h *wire.Hello)
 	// Log receives debug logs. Default: slog.Default().
 	Log *slog.Logger
 }

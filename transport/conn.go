@@ -36,7 +36,8 @@ type streamConn struct {
 	fw       *wire.Writer
 	proto    string
 	peer     identity.NodeID
-	hello    *wire.Hello
+	hello    *wire.Hello // the peer's
+	ours     *wire.Hello
 	outbound bool
 	rtt      time.Duration
 	maxFrame int
@@ -47,6 +48,7 @@ var _ Conn = (*streamConn)(nil)
 
 func (c *streamConn) PeerID() identity.NodeID            { return c.peer }
 func (c *streamConn) PeerHello() *wire.Hello             { return c.hello }
+func (c *streamConn) LocalHello() *wire.Hello            { return c.ours }
 func (c *streamConn) Outbound() bool                     { return c.outbound }
 func (c *streamConn) Proto() string                      { return c.proto }
 func (c *streamConn) LocalAddr() net.Addr                { return c.local }

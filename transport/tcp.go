@@ -235,6 +235,10 @@ func (c *streamConn) exchangeHello(cfg *Common, ours *wire.Hello) error {
 		}
 		return fmt.Errorf("%w: %s", ErrBlocked, c.peer.Short())
 	}
+	if cfg.HelloExtra != nil {
+		cfg.HelloExtra(c.peer, ours)
+	}
+	c.ours = ours
 	if err := c.fw.Write(ours); err != nil {
 		return fmt.Errorf("sending Hello: %w", err)
 	}

@@ -47,6 +47,8 @@ type Conn interface {
 	PeerID() identity.NodeID
 	// PeerHello is the Hello the peer sent.
 	PeerHello() *wire.Hello
+	// LocalHello is the Hello we sent.
+	LocalHello() *wire.Hello
 	// Outbound reports whether this side dialled. On a hole-punched TCP connection,
 	// where both sides may have dialled, it reports whether this side is the TLS
 	// client; the two ends always disagree, so both know which side initiated.

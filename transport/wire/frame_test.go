@@ -316,6 +316,7 @@ func TestDecodeLyingLengths(t *testing.T) {
 func TestReaderRoundTrip(t *testing.T) {
 	msgs := []Message{
 		testHello,
+		&Hello{Version: Version, NodeID: bytes.Repeat([]byte{5}, 32), Acks: true, Stream: 1 << 60, Resume: &Resume{Stream: 7, Delivered: 1 << 33}},
 		Data("first"),
 		Ping{Seq: 1},
 		Data(bytes.Repeat([]byte{1}, 300)),

@@ -119,6 +119,8 @@ func FuzzHello(f *testing.F) {
 	f.Add(unhex(f, "82 a176 01 a178 81 a179 90"))                                  // unknown key
 	f.Add(unhex(f, "81 a26570 90"))                                                // empty endpoint list
 	f.Add(unhex(f, "c0"))
+	f.Add(unhex(f, "83 a176 01 a27374 cf 1000000000000000 a27273 82 a173 07 a164 cd 012c")) // Stream, Resume
+	f.Add(unhex(f, "81 a27273 c0"))                                                         // Resume nil
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := DecodeEnvelope(append([]byte{0x92, byte(TypeHello)}, body...))
 		if err != nil {

@@ -40,6 +40,22 @@ type Hello struct {
 	// Acks says the sender acknowledges the Data it receives (Ack frames), so the
 	// peer may keep what it sent until then. Peers that predate Ack leave it out.
 	Acks bool `msgpack:"ack,omitempty"`
+	// Stream names the sequence of Data the sender writes to the receiver on this
+	// connection and the ones that replace it; a session that ends in a fault may be
+	// resumed on the next connection (Resume). 0: the sender does not resume.
+	Stream uint64 `msgpack:"st,omitempty"`
+	// Resume, if set, says how many Data of the receiver's stream Resume.Stream the
+	// sender handed to its application before that session ended in a fault. If the
+	// receiver's Stream on this connection is the same, the stream goes on: its
+	// Data here continue from message number Resume.Delivered (counting from 0), so
+	// it resends what was lost and nothing that arrived.
+	Resume *Resume `msgpack:"rs,omitempty"`
+}
+
+// Resume is a Hello's account of the peer's stream that a fault interrupted.
+type Resume struct {
+	Stream    uint64 `msgpack:"s"`
+	Delivered uint64 `msgpack:"d"`
 }
 
 // Ack tells the peer how many Data frames the sender has received on this

@@ -1,0 +1,240 @@
+package actors
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/crust-p2p/crust/transport/identity"
+	"github.com/crust-p2p/crust/transport/wire"
+)
+
+// Resuming after a fault: the first half of Send's promise (acks.go). Each side's
+// messages to the peer form a stream, numbered from 0, that runs on across the
+// connection swaps of a session. When a session ends in a fault (no Goodbye) and we
+// reconnect, the messages it left unconfirmed (written and not acknowledged, or still
+// queued) are held rather than given back, and the receiver remembers how many of
+// the stream it handed to its application. The next connection's Hellos carry both:
+// ours names our stream (Hello.Stream, the held one's if we hold any), the peer's
+// says how far it got with it (Hello.Resume). If they match, the stream goes on from
+// there: the held messages the peer did not get are written first, in order, and
+// the ones it got are dropped: each message arrives once. If not (the peer restarted,
+// forgot, or is too old, or we stop reconnecting), what we held comes back in
+// Undelivered, as it would have without a reconnect.
+//
+// Both ends decide from the two Hellos alone, so they agree on where the stream
+// stands without another round trip.
+
+// heldMsg is one of our messages whose fate a fault left open: its number in the
+// stream, a copy of its payload, and whether it was ever written.
+type heldMsg struct {
+	pos    uint64
+	data   []byte
+	unsent bool
+}
+
+// streams is a peer actor's account of both streams of the session.
+type streams struct {
+	outID       uint64 // our stream (our Hello's Stream on the session's first connection)
+	peerResumes bool   // the peer's Hello named a stream: it resumes
+	inID        uint64 // the peer's stream
+	inBase      uint64 // messages of inID delivered before this session
+	inDone      uint64 // delivered on this session's connections whose reader is over
+	faulted     bool   // the session is ending in a fault, not a Goodbye
+
+	// unconfirmed are the session's messages that may not have arrived, in no
+	// particular order; held says they wait for a resume instead of Undelivered.
+	unconfirmed []heldMsg
+	held        bool
+}
+
+// resumeStore is what the Hello builder needs from the peer actors, kept by the node
+// because a peer actor may retire between two sessions.
+type resumeStore struct {
+	mu sync.Mutex
+	m  map[identity.NodeID]*resumeEntry
+}
+
+// resumeEntry is one peer's: the stream we hold messages of, and how far we got with
+// the peer's stream before a fault, until when.
+type resumeEntry struct {
+	out     uint64
+	in      wire.Resume
+	inUntil time.Time
+}
+
+// maxResumeEntries bounds the store; entries past their time go first.
+const maxResumeEntries = 1 << 16
+
+// fillHello sets our Hello's Stream and Resume for a connection to peer.
+func (n *node) fillHello(peer identity.NodeID, h *wire.Hello) {
+	s := &n.resumes
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[peer]
+	h.Stream = 0
+	if e != nil && e.out != 0 {
+		h.Stream = e.out
+	}
+	for h.Stream == 0 {
+		h.Stream = rand.Uint64()
+	}
+	if e != nil && e.in.Stream != 0 && n.clock.Now().Before(e.inUntil) {
+		in := e.in
+		h.Resume = &in
+	}
+}
+
+// update changes peer's entry with f, dropping it once empty.
+func (s *resumeStore) update(peer identity.NodeID, now time.Time, f func(e *resumeEntry)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[peer]
+	if e == nil {
+		e = new(resumeEntry)
+	}
+	f(e)
+	if e.in.Stream != 0 && !now.Before(e.inUntil) {
+		e.in = wire.Resume{}
+	}
+	if e.out == 0 && e.in.Stream == 0 {
+		delete(s.m, peer)
+		return
+	}
+	if s.m == nil {
+		s.m = make(map[identity.NodeID]*resumeEntry)
+	}
+	if _, ok := s.m[peer]; !ok && len(s.m) >= maxResumeEntries {
+		for id, o := range s.m {
+			if o.out == 0 && !now.Before(o.inUntil) {
+				delete(s.m, id)
+			}
+		}
+		if len(s.m) >= maxResumeEntries {
+			return // full of live entries: this peer's session will not resume
+		}
+	}
+	s.m[peer] = e
+}
+
+// startStreams sets up a new session's streams from the Hellos of its first
+// connection, and resumes our held messages if the peer's Hello lets us: what comes
+// back instead is reported before PeerConnected.
+func (p *peer) startStreams(cs *connState) {
+	ours, theirs := cs.conn.LocalHello(), cs.conn.PeerHello()
+	st := &p.streams
+	st.outID, st.inID, st.inBase, st.inDone, st.faulted = 0, 0, 0, 0, false
+	st.peerResumes = false
+	var base uint64
+	resumed := false
+	if ours != nil && theirs != nil {
+		st.outID, st.inID = ours.Stream, theirs.Stream
+		st.peerResumes = theirs.Stream != 0 && theirs.Acks
+		if r := theirs.Resume; r != nil && r.Stream != 0 && r.Stream == ours.Stream {
+			base, resumed = r.Delivered, true
+		}
+		if r := ours.Resume; r != nil && theirs.Stream != 0 && r.Stream == theirs.Stream {
+			st.inBase = r.Delivered
+		}
+	}
+	p.n.resumes.update(p.id, p.n.clock.Now(), func(e *resumeEntry) { *e = resumeEntry{} })
+	p.queue.startAt(base)
+	if st.held {
+		st.held = false
+		if resumed {
+			held := len(st.unconfirmed)
+			var resent int
+			resent, st.unconfirmed = p.queue.resend(st.unconfirmed, base)
+			p.n.log.Info("resumed after the fault", "peer", p.id.Short(), "stream_at", base, "held", held, "resent", resent)
+			if n := len(st.unconfirmed); n > 0 {
+				p.n.log.Warn("resuming: held messages do not follow on from what the peer has; giving them back", "peer", p.id.Short(), "from", base, "count", n)
+			}
+		}
+		p.emitUndelivered()
+	}
+}
+
+// unconfirmedRun adds messages the session may not have delivered: msgs, numbered
+// from first; unsent if never written. Held ones wait for the resume.
+func (p *peer) unconfirmedRun(first uint64, msgs [][]byte, unsent bool) {
+	for i, m := range msgs {
+		p.streams.unconfirmed = append(p.streams.unconfirmed, heldMsg{pos: first + uint64(i), data: m, unsent: unsent})
+	}
+}
+
+// countDelivered adds what an active connection's reader delivered to the session's
+// count: final once the reader is over.
+func (p *peer) countDelivered(cs *connState) {
+	if cs.wasActive {
+		cs.acks.mu.Lock()
+		p.streams.inDone += cs.acks.delivered
+		cs.acks.mu.Unlock()
+	}
+}
+
+// suspendStreams runs as the session's PeerLost goes out. After a fault it keeps, for
+// the next connection's Hello, how much of the peer's stream we delivered; and if
+// we reconnect to a peer that resumes, our unconfirmed messages are held for it
+// rather than given back.
+func (p *peer) suspendStreams() {
+	st := &p.streams
+	if !st.faulted {
+		return
+	}
+	now := p.n.clock.Now()
+	hold := p.redialing() && st.peerResumes && st.outID != 0
+	keepIn := st.inID != 0 && p.n.cfg.ReconnectFor >= 0
+	if !hold && !keepIn {
+		return
+	}
+	if hold {
+		st.held = true
+	}
+	in := wire.Resume{Stream: st.inID, Delivered: st.inBase + st.inDone}
+	p.n.resumes.update(p.id, now, func(e *resumeEntry) {
+		if hold {
+			e.out = st.outID
+		}
+		if keepIn {
+			e.in, e.inUntil = in, now.Add(max(p.n.cfg.ReconnectFor, time.Minute))
+		}
+	})
+	st.faulted = false
+}
+
+// releaseHeld gives back what we held for a resume that will not come (we stopped
+// reconnecting).
+func (p *peer) releaseHeld() {
+	if !p.streams.held {
+		return
+	}
+	p.streams.held = false
+	p.n.resumes.update(p.id, p.n.clock.Now(), func(e *resumeEntry) { e.out = 0 })
+	p.emitUndelivered()
+}
+
+// emitUndelivered reports the messages of the session that may not have arrived,
+// unless they are held for a resume.
+func (p *peer) emitUndelivered() {
+	st := &p.streams
+	if st.held || len(st.unconfirmed) == 0 {
+		return
+	}
+	slices.SortFunc(st.unconfirmed, byPos)
+	u := Undelivered{ID: p.id}
+	for _, m := range st.unconfirmed {
+		if m.unsent {
+			u.Unsent = append(u.Unsent, m.data)
+		} else {
+			u.Unacknowledged = append(u.Unacknowledged, m.data)
+		}
+	}
+	st.unconfirmed = nil
+	p.n.emit.Control(u)
+	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
+}
+
+// byPos orders held messages by their number in the stream.
+func byPos(a, b heldMsg) int { return cmp.Compare(a.pos, b.pos) }
