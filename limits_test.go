@@ -168,6 +168,72 @@ func TestPeerMessageRate(t *testing.T) {
 	}
 }
 
+// A peer sending more bytes a second than PeerByteRate is read no faster than that,
+// once the bucket's burst (16 MiB at the least, so that a whole frame fits) is spent:
+// nothing is lost or reordered, and the pauses are counted. The message rate is far
+// from its limit, so only the byte limit can hold the sender back.
+func TestPeerByteRate(t *testing.T) {
+	checkLeaks(t)
+	const (
+		rate  = 4 << 20  // bytes per second
+		burst = 16 << 20 // the byte bucket's burst: max(one second's worth, 16 MiB)
+		size  = 64 << 10
+		count = 384 // 24 MiB: the burst and two seconds' worth
+	)
+	var (
+		mu   sync.Mutex
+		next uint64
+		bad  int
+		done = make(chan struct{})
+	)
+	cfg := fastConfig()
+	cfg.Limits.PeerByteRate = rate
+	rx := newNode(t, cfg, func(m crust.Message) { // as Events
+		mu.Lock()
+		defer mu.Unlock()
+		if len(m.Data) != size || binary.BigEndian.Uint64(m.Data) != next {
+			bad++
+		}
+		if next++; next == count {
+			close(done)
+		}
+	})
+	scfg := fastConfig()
+	scfg.SendBlocks = true
+	tx := newNode(t, scfg, nil)
+	connect(t, tx, rx)
+	start := time.Now()
+	buf := make([]byte, size)
+	for i := range uint64(count) {
+		binary.BigEndian.PutUint64(buf, i)
+		if err := tx.Send(rx.ID(), buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("received %d of %d", next, count)
+	}
+	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d MiB at a limit of %d MiB/s after a %d MiB burst: %v, %d pauses", count*size>>20, rate>>20, burst>>20, elapsed.Round(time.Millisecond), rx.Refused()["peer-rate"])
+	if bad != 0 {
+		t.Errorf("%d messages out of order or cut", bad)
+	}
+	if rx.Refused()["peer-rate"] == 0 {
+		t.Error("no peer-rate pause counted")
+	}
+	// The reader charges a run (up to 1 MiB of messages) when it ends, so the last
+	// run comes without its pause: 1.73 s at the least.
+	if min := time.Duration(count*size-burst-(1<<20)-size) * time.Second / rate * 9 / 10; elapsed < min {
+		t.Errorf("%d MiB took %v at a limit of %d MiB/s: want at least %v", count*size>>20, elapsed, rate>>20, min)
+	}
+}
+
 // One peer sends as fast as it can while another sends 100 messages a second: with
 // the flooder held to its PeerMessageRate, the other's latency stays within twice
 // what it is without the flood. Messages come as Events, which all peers share:
