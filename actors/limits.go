@@ -19,8 +19,10 @@ type Limits struct {
 	// before its TLS handshake. Default: 4096.
 	MaxConnections int
 	// SourceRate is how many inbound connections one IP address may open per second,
-	// with bursts of SourceBurst; more are closed before their TLS handshake.
-	// Default: 16 per second, bursts of 64.
+	// with bursts of SourceBurst; more are closed before their TLS handshake. One
+	// address may also hold at most a quarter of MaxPendingHandshakes in handshake at
+	// once; a negative SourceRate lifts that cap too. Default: 16 per second, bursts
+	// of 64.
 	SourceRate  float64
 	SourceBurst int
 	// PeerMessageRate and PeerByteRate bound what one peer may send per second, with

@@ -15,7 +15,7 @@ const (
 	// handshakes were in progress.
 	RefusedPendingHandshakes = "pending-handshakes"
 	// RefusedSourceRate: an inbound connection from an IP address over its
-	// connection attempt rate (Config.SourceAttempts).
+	// connection attempt rate (Limits.SourceRate and SourceBurst).
 	RefusedSourceRate = "source-rate"
 	// RefusedSourcePending: an inbound connection from an IP address that already
 	// has a quarter of MaxPendingHandshakes in their handshake.
@@ -25,7 +25,7 @@ const (
 	// RefusedPeerRate: a peer's reader paused because the peer sent faster than
 	// Config.PeerMessageRate or PeerByteRate (counted once per pause).
 	RefusedPeerRate = "peer-rate"
-	// RefusedRendezvousRate: a rendezvous request over Config.RendezvousRate.
+	// RefusedRendezvousRate: a rendezvous request (a Relay frame) over Limits.RelayRate.
 	RefusedRendezvousRate = "rendezvous-rate"
 	// RefusedBeaconRate: a beacon packet over Config.BeaconReplyRate.
 	RefusedBeaconRate = "beacon-rate"

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/crust-p2p/crust/transport/wire"
@@ -9,7 +10,7 @@ import (
 
 // maxControl bounds the control frames waiting for the writer; more are dropped
 // (pings are retried, and a connection that cannot take a pong is about to time out
-// anyway).
+// anyway), except an Ack, which replaces the one queued or goes past the bound.
 const maxControl = 16
 
 // writer is a connection's write side. No goroutine waits for work: kick starts one
@@ -56,6 +57,16 @@ func (cs *connState) control(m wire.Message) {
 	w := &cs.w
 	w.mu.Lock()
 	full := len(w.ctrl) >= maxControl
+	if _, ack := m.(wire.Ack); ack {
+		// Counts are cumulative: a newer Ack replaces a queued one, and one is never
+		// dropped for room (the peer keeps what we do not acknowledge).
+		full = false
+		if i := slices.IndexFunc(w.ctrl, func(q wire.Message) bool { _, ok := q.(wire.Ack); return ok }); i >= 0 {
+			w.ctrl[i] = m
+			w.mu.Unlock()
+			return // the writer is due to write it anyway
+		}
+	}
 	if !full {
 		w.ctrl = append(w.ctrl, m)
 	}
