@@ -53,6 +53,9 @@ type connState struct {
 	// Goodbye, or with one that says it dropped our data (Goodbye.Dropped): what it
 	// wrote and the peer did not acknowledge is reported.
 	faulted bool
+	// cutOff is set (actor-owned) when a new session cut the connection off: what it
+	// reports is given back at once, apart from the new session's messages.
+	cutOff bool
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it

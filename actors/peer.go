@@ -278,6 +278,9 @@ func (p *peer) dialed(c *actor.Context, r dialResult) {
 		return
 	}
 	p.adopt(c, r.conn, r.step, r.tried, r.took)
+	// If reconnecting, the next attempt is due in case this connection never goes
+	// live (the peer may call it a duplicate of one it still holds).
+	p.scheduleRedial()
 }
 
 // adopt takes a handshaken connection and, if we decide, decides its fate. took is
@@ -526,6 +529,10 @@ func (p *peer) endSession(keep *connState) {
 		if o != keep {
 			p.closeConn(o, "its session ended")
 			o.readerOver = true // its reader is aborted: nothing more comes from it
+			// Cut off mid-stream: what it wrote and the peer did not acknowledge may not
+			// have arrived. It is reported once its writer is through, on its own: the
+			// session it belonged to is over.
+			o.faulted, o.cutOff = true, true
 		}
 	}
 	if p.active != keep {
@@ -624,7 +631,10 @@ func (p *peer) settle(c *actor.Context) {
 			p.closeConn(cs, "done")
 			delete(p.conns, cs)
 			p.n.open.Add(-1)
-			if first, lost := cs.sent.unacked(); cs.faulted {
+			switch first, lost := cs.sent.unacked(); {
+			case cs.cutOff && len(lost) > 0:
+				p.giveBack(lost)
+			case cs.faulted:
 				p.unconfirmedRun(first, lost, false)
 			}
 		}

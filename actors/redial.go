@@ -80,9 +80,20 @@ func (p *peer) redial(m redialTick, dial func()) {
 	case m.gen != p.redialGen || !p.redialing():
 	case p.connected || p.leaving != "" || !p.n.cfg.Policy.Allowed(p.id):
 		p.stopRedial()
-	case p.dialing:
+	case p.dialing || p.awaitingActivate():
 		p.scheduleRedial()
 	default:
 		dial()
 	}
+}
+
+// awaitingActivate reports whether a connection waits for the peer's Activate:
+// another dial now would only make a duplicate.
+func (p *peer) awaitingActivate() bool {
+	for cs := range p.conns {
+		if !cs.awaitingAct.IsZero() && !cs.sentBye && !cs.closed {
+			return true
+		}
+	}
+	return false
 }

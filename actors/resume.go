@@ -236,5 +236,12 @@ func (p *peer) emitUndelivered() {
 	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
 }
 
+// giveBack reports unacknowledged messages of a connection cut off from a session
+// that is over, in an Undelivered of their own.
+func (p *peer) giveBack(msgs [][]byte) {
+	p.n.emit.Control(Undelivered{ID: p.id, Unacknowledged: msgs})
+	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(msgs), "unsent", 0)
+}
+
 // byPos orders held messages by their number in the stream.
 func byPos(a, b heldMsg) int { return cmp.Compare(a.pos, b.pos) }
