@@ -56,6 +56,8 @@ type connState struct {
 	// cutOff is set (actor-owned) when a new session cut the connection off: what it
 	// reports is given back at once, apart from the new session's messages.
 	cutOff bool
+	// actStreams is the stream decision in the peer's Activate (larger side).
+	actStreams *wire.Streams
 
 	kind  string       // the ladder step that made it, e.g. "tcp-direct"
 	tried []StepResult // steps that failed before it
@@ -86,6 +88,7 @@ type enableData struct {
 	activate bool
 	seq      uint64 // of the Activate
 	prev     uint64 // the Activate's After
+	streams  *wire.Streams
 }
 
 func newConnState(n *node, pid *actor.PID, c transport.Conn) *connState {

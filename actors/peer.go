@@ -342,6 +342,7 @@ func (p *peer) control(m connControl) {
 			}
 			p.actSeq = msg.Seq
 			cs.afterSeq = msg.After
+			cs.actStreams = msg.Streams
 			p.activate(cs, msg.Seq)
 		}
 	case wire.Pong:
@@ -405,7 +406,12 @@ func (p *peer) activate(cs *connState, seq uint64) {
 		p.info = info
 		p.link = p.n.dir.add(info, p.queue, p.traffic)
 	}
-	cs.enableWith(enableData{queue: p.queue, traffic: p.traffic, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq})
+	en := enableData{queue: p.queue, traffic: p.traffic, after: p.lastWriterDone, activate: p.smaller, seq: seq, prev: p.lastWriterSeq}
+	if p.smaller && p.streams.decided.Mine != 0 {
+		d := p.streams.decided
+		en.streams = &d
+	}
+	cs.enableWith(en)
 	p.lastWriterDone, p.lastWriterSeq = cs.writerDone, seq
 	p.n.log.Debug("connection live", "peer", p.id.Short(), "addr", info.Addr, "outbound", info.Outbound, "seq", seq)
 }

@@ -37,12 +37,13 @@ type heldMsg struct {
 
 // streams is a peer actor's account of both streams of the session.
 type streams struct {
-	outID       uint64 // our stream (our Hello's Stream on the session's first connection)
-	peerResumes bool   // the peer's Hello named a stream: it resumes
-	inID        uint64 // the peer's stream
-	inBase      uint64 // messages of inID delivered before this session
-	inDone      uint64 // delivered on this session's connections whose reader is over
-	faulted     bool   // the session is ending in a fault, not a Goodbye
+	outID       uint64       // our stream (our Hello's Stream on the session's first connection)
+	peerResumes bool         // the peer's Hello named a stream: it resumes
+	inID        uint64       // the peer's stream
+	inBase      uint64       // messages of inID delivered before this session
+	inDone      uint64       // delivered on this session's connections whose reader is over
+	faulted     bool         // the session is ending in a fault, not a Goodbye
+	decided     wire.Streams // smaller side: the plan its Activates carry
 
 	// unconfirmed are the session's messages that may not have arrived, in no
 	// particular order; held says they wait for a resume instead of Undelivered.
@@ -119,37 +120,68 @@ func (s *resumeStore) update(peer identity.NodeID, now time.Time, f func(e *resu
 	s.m[peer] = e
 }
 
-// startStreams sets up a new session's streams from the Hellos of its first
-// connection, and resumes our held messages if the peer's Hello lets us: what comes
-// back instead is reported before PeerConnected.
+// streamPlan is where a session's two streams stand, from our side.
+type streamPlan struct {
+	out, outFrom uint64 // our stream, and the number of its first message in the session
+	outResumed   bool   // the peer's count goes on from outFrom: resend what we hold from there
+	in, inFrom   uint64 // the peer's stream, and how many of it we delivered before
+	inResumed    bool   // our count goes on from inFrom
+}
+
+// planFromHellos is the plan the Hellos of one connection make: the smaller node's,
+// made on the session's first connection.
+func planFromHellos(ours, theirs *wire.Hello) streamPlan {
+	var pl streamPlan
+	if ours == nil || theirs == nil {
+		return pl
+	}
+	pl.out, pl.in = ours.Stream, theirs.Stream
+	if r := theirs.Resume; r != nil && r.Stream != 0 && r.Stream == ours.Stream {
+		pl.outFrom, pl.outResumed = r.Delivered, true
+	}
+	if r := ours.Resume; r != nil && theirs.Stream != 0 && r.Stream == theirs.Stream {
+		pl.inFrom, pl.inResumed = r.Delivered, true
+	}
+	return pl
+}
+
+// planFromActivate is the smaller node's plan, as its Activate tells it, from our
+// side.
+func planFromActivate(s *wire.Streams) streamPlan {
+	return streamPlan{out: s.Yours, outFrom: s.YoursFrom, outResumed: s.YoursResumed, in: s.Mine, inFrom: s.MineFrom, inResumed: s.MineFrom > 0}
+}
+
+// startStreams sets up a new session's streams and resumes our held messages if the
+// plan lets us: what comes back instead is reported before PeerConnected. The
+// smaller node plans from the Hellos of the session's first connection and sends
+// the plan in every Activate of the session; the larger node follows the Activate
+// (the Activates of two connections can overtake each other, and two connections'
+// Hellos need not agree), or the Hellos if the peer predates that.
 func (p *peer) startStreams(cs *connState) {
-	ours, theirs := cs.conn.LocalHello(), cs.conn.PeerHello()
 	st := &p.streams
-	st.outID, st.inID, st.inBase, st.inDone, st.faulted = 0, 0, 0, 0, false
-	st.peerResumes = false
-	var base uint64
-	resumed := false
-	if ours != nil && theirs != nil {
-		st.outID, st.inID = ours.Stream, theirs.Stream
-		st.peerResumes = theirs.Stream != 0 && theirs.Acks
-		if r := theirs.Resume; r != nil && r.Stream != 0 && r.Stream == ours.Stream {
-			base, resumed = r.Delivered, true
-		}
-		if r := ours.Resume; r != nil && theirs.Stream != 0 && r.Stream == theirs.Stream {
-			st.inBase = r.Delivered
-		}
+	heldID := st.outID // the stream our held messages belong to
+	ours, theirs := cs.conn.LocalHello(), cs.conn.PeerHello()
+	pl := planFromHellos(ours, theirs)
+	if !p.smaller && cs.actStreams != nil {
+		pl = planFromActivate(cs.actStreams)
+	}
+	st.outID, st.inID, st.inBase, st.inDone, st.faulted = pl.out, pl.in, pl.inFrom, 0, false
+	st.peerResumes = theirs != nil && theirs.Stream != 0 && theirs.Acks
+	st.decided = wire.Streams{}
+	if p.smaller && pl.out != 0 {
+		st.decided = wire.Streams{Yours: pl.in, YoursFrom: pl.inFrom, YoursResumed: pl.inResumed, Mine: pl.out, MineFrom: pl.outFrom}
 	}
 	p.n.resumes.update(p.id, p.n.clock.Now(), func(e *resumeEntry) { *e = resumeEntry{} })
-	p.queue.startAt(base)
+	p.queue.startAt(pl.outFrom)
 	if st.held {
 		st.held = false
-		if resumed {
+		if pl.outResumed && pl.out == heldID {
 			held := len(st.unconfirmed)
 			var resent int
-			resent, st.unconfirmed = p.queue.resend(st.unconfirmed, base)
-			p.n.log.Info("resumed after the fault", "peer", p.id.Short(), "stream_at", base, "held", held, "resent", resent)
+			resent, st.unconfirmed = p.queue.resend(st.unconfirmed, pl.outFrom)
+			p.n.log.Info("resumed after the fault", "peer", p.id.Short(), "stream_at", pl.outFrom, "held", held, "resent", resent)
 			if n := len(st.unconfirmed); n > 0 {
-				p.n.log.Warn("resuming: held messages do not follow on from what the peer has; giving them back", "peer", p.id.Short(), "from", base, "count", n)
+				p.n.log.Warn("resuming: held messages do not follow on from what the peer has; giving them back", "peer", p.id.Short(), "from", pl.outFrom, "count", n)
 			}
 		}
 		p.emitUndelivered()
@@ -185,7 +217,7 @@ func (p *peer) suspendStreams() {
 	}
 	now := p.n.clock.Now()
 	hold := p.redialing() && st.peerResumes && st.outID != 0
-	keepIn := st.inID != 0 && p.n.cfg.ReconnectFor >= 0
+	keepIn := st.inID != 0 && st.peerResumes && p.n.cfg.ReconnectFor >= 0 // counted only if it acks
 	if !hold && !keepIn {
 		return
 	}

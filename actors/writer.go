@@ -144,7 +144,7 @@ func (cs *connState) write() error {
 			// its Seq (a later Activate may name it as coming before).
 			w.pending = en
 			if en.activate {
-				if err := cs.conn.Write(wire.Activate{Seq: en.seq, After: en.prev}); err != nil {
+				if err := cs.conn.Write(wire.Activate{Seq: en.seq, After: en.prev, Streams: en.streams}); err != nil {
 					return err
 				}
 			}

@@ -323,6 +323,7 @@ func TestReaderRoundTrip(t *testing.T) {
 		Pong{Seq: 1},
 		Data(bytes.Repeat([]byte{2}, 70000)),
 		Activate{Seq: 1 << 40},
+		Activate{Seq: 2, After: 1, Streams: &Streams{Yours: 9, YoursFrom: 1 << 35, YoursResumed: true, Mine: 1 << 63, MineFrom: 4}},
 		Relay{To: bytes.Repeat([]byte{3}, 32), From: bytes.Repeat([]byte{4}, 32), Body: []byte("punch")},
 		Data{},
 		Unknown{Tag: 200},

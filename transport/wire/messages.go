@@ -119,6 +119,27 @@ type Activate struct {
 	// (0: none). Its data comes first: the receiver delivers this connection's data
 	// only once that one has been read to its end.
 	After uint64 `msgpack:"a,omitempty"`
+	// Streams is where the sender (the smaller node, which decides) has both streams
+	// of the session stand: the same on every Activate of a session, decided from
+	// the Hellos of the session's first connection. The receiver follows it rather
+	// than the Hellos of the connection it happens to activate first. Nil from peers
+	// that predate it.
+	Streams *Streams `msgpack:"st,omitempty"`
+}
+
+// Streams is an Activate's account of a session's two streams (see Hello.Stream).
+type Streams struct {
+	// Yours is the receiver's stream as the sender counts it; its first Data in this
+	// session is number YoursFrom. YoursResumed: the sender's count went on from
+	// YoursFrom (it had delivered that many before a fault), so the receiver resends
+	// what it holds from there; otherwise YoursFrom is 0 and the stream starts over.
+	Yours        uint64 `msgpack:"y"`
+	YoursFrom    uint64 `msgpack:"yf,omitempty"`
+	YoursResumed bool   `msgpack:"yr,omitempty"`
+	// Mine is the sender's stream; its first Data in this session is number MineFrom
+	// (the receiver's count goes on from there).
+	Mine     uint64 `msgpack:"m"`
+	MineFrom uint64 `msgpack:"mf,omitempty"`
 }
 
 // MaxRelayBody bounds Relay.Body; a node refuses to relay more.
