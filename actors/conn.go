@@ -146,6 +146,9 @@ func (cs *connState) readLoop() {
 	var batch *msgBatch // nil while empty: an idle reader holds none
 	handler := cs.node.cfg.OnMessage
 	gateOpen := false
+	// waitGate waits until the reader may deliver; false once the reader is aborted,
+	// which it checks every time: a connection cut off (a new session, a gap behind
+	// it) must not hand the application what is still in its buffers.
 	waitGate := func() bool {
 		if !gateOpen {
 			cs.stalled.Store(true)
@@ -157,7 +160,7 @@ func (cs *connState) readLoop() {
 				return false
 			}
 		}
-		return true
+		return !isClosed(cs.abort)
 	}
 	inHandler := false            // stalled is set for a run of handler calls, cleared at flush
 	handled, handledBytes := 0, 0 // handler calls not yet counted in traffic
@@ -230,6 +233,7 @@ func (cs *connState) readLoop() {
 	for {
 		f, n, err := cs.conn.ReadRun(handler != nil, deliver)
 		if aborted {
+			flush() // counts what the handler had (the batch is nil in handler mode)
 			cs.send(readerEnded{cs: cs, err: errAborted})
 			return
 		}
