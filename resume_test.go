@@ -316,3 +316,36 @@ func TestResumeHeldGivenBackOnClose(t *testing.T) {
 		t.Fatalf("given back on Close: %v, want %v", back, want)
 	}
 }
+
+// Closing the node while a peer does not answer (its Goodbye never comes within the
+// grace) still gives back what was written to it and not acknowledged.
+func TestCloseGivesBackWhenPeerSilent(t *testing.T) {
+	checkLeaks(t)
+	cfg := fastConfig()
+	cfg.Protocols = []string{"tcp"}
+	cfg.PeerTimeout = time.Minute // the peer is not lost before Close
+	cfg.ShutdownGrace = 50 * time.Millisecond
+	b := newNode(t, cfg, nil)
+	a := newNode(t, cfg, nil)
+	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	b.waitConnected(a.ID(), 1)
+	proxy.blackhole()
+	for i := range 10 {
+		if err := a.Send(b.ID(), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	var back []byte
+	for _, ev := range a.events() {
+		if u, ok := ev.(crust.Undelivered); ok {
+			for _, m := range append(u.Unacknowledged, u.Unsent...) {
+				back = append(back, m...)
+			}
+		}
+	}
+	if want := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !bytes.Equal(back, want) {
+		t.Fatalf("given back on Close: %v, want %v", back, want)
+	}
+}

@@ -235,6 +235,7 @@ func (p *peer) stop() {
 		p.closeConn(cs, "node stopped")
 	}
 	p.closeQueue()
+	p.giveBackAtStop()
 	p.fail(ErrClosed)
 	if p.shutdownDone != nil {
 		close(p.shutdownDone)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"cmp"
+	"context"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -266,6 +267,26 @@ func (p *peer) emitUndelivered() {
 	st.unconfirmed = nil
 	p.n.emit.Control(u)
 	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
+}
+
+// giveBackAtStop reports, as the node stops, what the connections still open wrote
+// and the peer did not acknowledge, with what was queued or held: nothing is dropped
+// without a word, even when the peer did not answer Goodbye within the grace. It
+// waits up to a second for the writers, which stop at once, to be through.
+func (p *peer) giveBackAtStop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for cs := range p.conns {
+		select {
+		case <-cs.writerDone:
+		case <-ctx.Done():
+		}
+		if first, lost := cs.sent.unacked(); len(lost) > 0 {
+			p.unconfirmedRun(first, lost, false)
+		}
+	}
+	p.streams.held = false
+	p.emitUndelivered()
 }
 
 // giveBack reports unacknowledged messages of a connection cut off from a session
