@@ -18,6 +18,7 @@ import (
 
 	"github.com/crust-p2p/crust/admin"
 	"github.com/crust-p2p/crust/cmd/internal/config"
+	"go.uber.org/goleak"
 )
 
 // binary is the crust-node built by TestMain, run as a process by the tests.
@@ -39,6 +40,13 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if code == 0 {
+		// Every test's processes, admin clients and watchers are gone by now.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crust-p2p/crust/admin"
 	"github.com/crust-p2p/crust/sim/testbed"
+	"go.uber.org/goleak"
 )
 
 // The real binaries, built once for the tests that run them in the testbed.
@@ -51,6 +52,13 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
+	}
+	if code == 0 {
+		// Every test's processes, event watchers and netem queue readers are gone by now.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
