@@ -10,13 +10,10 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/crust-p2p/crust"
-	"github.com/crust-p2p/crust/transport"
 	"github.com/crust-p2p/crust/transport/identity"
 	"github.com/crust-p2p/crust/transport/wire"
 )
@@ -96,8 +93,8 @@ func TestPeerBlackholed(t *testing.T) {
 	cfg := fastConfig()
 	a := newNode(t, cfg, nil)
 	b := newNode(t, cfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 	// Traffic flows: a message goes through before the hole opens.
 	if err := a.Send(b.ID(), []byte("before")); err != nil {
@@ -281,80 +278,6 @@ func connectTo(t *testing.T, from *testNode, to crust.Contact) {
 	}
 }
 
-// blackholeProxy forwards TCP connections to a target until blackhole is called;
-// from then on it reads and discards everything, keeping the sockets open, as a
-// network that silently drops packets.
-type blackholeProxy struct {
-	ln    net.Listener
-	holed atomic.Bool
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newBlackholeProxy(t *testing.T, target string) *blackholeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &blackholeProxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(in, out)
-			go p.pipe(out, in)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *blackholeProxy) pipe(from, to net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := from.Read(buf)
-		if err != nil {
-			if !p.holed.Load() { // a black hole passes no FIN or RST either
-				to.Close()
-			}
-			return
-		}
-		if !p.holed.Load() {
-			to.Write(buf[:n])
-		}
-	}
-}
-
-func (p *blackholeProxy) blackhole() { p.holed.Store(true) }
-
-func (p *blackholeProxy) endpoint(t *testing.T) crust.Endpoint {
-	return crust.Endpoint{Proto: "tcp", Addr: transport.AddrPortOf(p.ln.Addr())}
-}
-
 // orderedIdentities returns two identities, the smaller NodeID first.
 func orderedIdentities(t *testing.T) (*identity.Identity, *identity.Identity) {
 	t.Helper()
@@ -387,8 +310,8 @@ func TestPeerRestartsWithSameKey(t *testing.T) {
 	cs.Identity, cl.Identity = small, large
 	l := newNode(t, cl, nil)
 	s1 := newNode(t, cs, nil)
-	proxy := newBlackholeProxy(t, l.Endpoints()[0].Addr.String())
-	connectTo(t, s1, crust.Contact{ID: l.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	proxy := newProxy(t, l.Endpoints()[0].Addr.String())
+	connectTo(t, s1, crust.Contact{ID: l.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	l.waitConnected(small.ID(), 1)
 	proxy.blackhole()
 	s1.Close() // its Goodbye vanishes in the hole: as a crash

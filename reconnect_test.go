@@ -41,8 +41,8 @@ func waitRetired(t *testing.T, nodes ...*testNode) {
 func blackholedPair(t *testing.T, cfg crust.Config) (a, b *testNode) {
 	t.Helper()
 	a, b = newNode(t, cfg, nil), newNode(t, cfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 	proxy.blackhole()
 	limit := cfg.PeerTimeout + cfg.KeepaliveInterval + 2*time.Second

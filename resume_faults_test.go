@@ -2,131 +2,12 @@ package crust_test
 
 import (
 	"encoding/binary"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/crust-p2p/crust"
-	"github.com/crust-p2p/crust/transport"
 )
-
-// halfOpenProxy forwards TCP connections to a target. halfOpen makes every
-// connection through it so far half-open: the dialling side (client) or the accepting
-// side (server) gets a reset, while the other side's socket stays open and whatever
-// it sends is read and discarded, as after a NAT rebinding or a lost mapping. Later
-// connections pass normally.
-type halfOpenProxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	pairs []*proxyPair
-}
-
-type proxyPair struct {
-	client, server net.Conn
-	mu             sync.Mutex
-	dead           bool
-}
-
-func (p *proxyPair) isDead() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dead
-}
-
-func newHalfOpenProxy(t *testing.T, target string) *halfOpenProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &halfOpenProxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			pair := &proxyPair{client: in, server: out}
-			p.mu.Lock()
-			p.pairs = append(p.pairs, pair)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(pair, in, out)
-			go p.pipe(pair, out, in)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		for _, pr := range p.pairs {
-			pr.client.Close()
-			pr.server.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *halfOpenProxy) pipe(pair *proxyPair, from, to net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := from.Read(buf)
-		if err != nil {
-			if !pair.isDead() {
-				to.Close()
-			}
-			return
-		}
-		if !pair.isDead() {
-			to.Write(buf[:n])
-		}
-	}
-}
-
-// mute makes every connection so far a black hole: what either side sends is
-// discarded, and no FIN or reset passes.
-func (p *halfOpenProxy) mute() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pr := range p.pairs {
-		pr.mu.Lock()
-		pr.dead = true
-		pr.mu.Unlock()
-	}
-}
-
-// halfOpen resets one side of every connection so far (the client's if client is
-// set, else the server's) and keeps the other side open, silently.
-func (p *halfOpenProxy) halfOpen(client bool) {
-	p.mute()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pr := range p.pairs {
-		c := pr.server
-		if client {
-			c = pr.client
-		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		c.Close()
-	}
-}
-
-func (p *halfOpenProxy) endpoint() crust.Endpoint {
-	return crust.Endpoint{Proto: "tcp", Addr: transport.AddrPortOf(p.ln.Addr())}
-}
 
 // Send's promise across a half-open connection: the smaller node A's connection is
 // reset, B's end stays open (the network swallows what B writes) and B keeps
@@ -155,7 +36,7 @@ func TestResumeHalfOpenCutOffGivesBack(t *testing.T) {
 	bcfg.PeerTimeout = 10 * time.Second // B does not notice the dead connection itself
 	b := newNode(t, bcfg, nil)
 	a := newNode(t, acfg, nil)
-	proxy := newHalfOpenProxy(t, b.Endpoints()[0].Addr.String())
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
 	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 
@@ -226,7 +107,7 @@ func TestResumeRedialAfterDuplicate(t *testing.T) {
 	bcfg.Identity = large
 	bcfg.ReconnectFor = 5 * time.Second
 	b := newNode(t, bcfg, nil)
-	proxy := newHalfOpenProxy(t, a.Endpoints()[0].Addr.String())
+	proxy := newProxy(t, a.Endpoints()[0].Addr.String())
 	connectTo(t, b, crust.Contact{ID: a.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	a.waitConnected(b.ID(), 1)
 	b.waitConnected(a.ID(), 1)
@@ -246,97 +127,6 @@ func TestResumeRedialAfterDuplicate(t *testing.T) {
 	// connection at 3 s) or gives up; either way the 10 held messages come back.
 	b.waitUntil(9*time.Second, "B's held messages given back", func() bool { return b.undelivered[a.ID()] >= n })
 	t.Logf("given back %v after the loss; B reconnected %d times", time.Since(start), b.connectedCount(a.ID())-1)
-}
-
-// delayProxy forwards TCP; bytes from the target back to the client are delayed by d.
-type delayProxy struct {
-	ln    net.Listener
-	d     time.Duration
-	setup time.Duration
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newDelayProxy(t *testing.T, target string, d, setup time.Duration) *delayProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &delayProxy{ln: ln, d: d, setup: setup}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			time.Sleep(p.setup)
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, in, out)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(in, out, 0)
-			go p.pipe(out, in, p.d)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-type chunkAt struct {
-	at time.Time
-	b  []byte
-}
-
-func (p *delayProxy) pipe(from, to net.Conn, d time.Duration) {
-	defer p.wg.Done()
-	ch := make(chan chunkAt, 4096)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for c := range ch {
-			time.Sleep(time.Until(c.at))
-			if _, err := to.Write(c.b); err != nil {
-				for range ch {
-				}
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := from.Read(buf)
-		if err != nil {
-			close(ch)
-			<-done
-			to.Close()
-			return
-		}
-		ch <- chunkAt{time.Now().Add(d), append([]byte(nil), buf[:n]...)}
-	}
-}
-
-func (p *delayProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		c.Close()
-	}
-	p.conns = nil
 }
 
 // Both nodes redial at once after a fault, 8 times under steady traffic both ways.
@@ -377,18 +167,18 @@ func TestResumeBothRedialOvertakingActivates(t *testing.T) {
 	bcfg.OnMessage = note(atB)
 	b := newNode(t, bcfg, nil)
 	a := newNode(t, acfg, nil)
-	toB := newDelayProxy(t, b.Endpoints()[0].Addr.String(), 0, 150*time.Millisecond)
-	toA := newDelayProxy(t, a.Endpoints()[0].Addr.String(), 100*time.Millisecond, 0)
+	toB := newProxy(t, b.Endpoints()[0].Addr.String(), withSetup(150*time.Millisecond))
+	toA := newProxy(t, a.Endpoints()[0].Addr.String(), withReturnDelay(100*time.Millisecond))
 	// Both dial at once, so that each redials through its proxy.
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{{Proto: "tcp", Addr: transport.AddrPortOf(toB.ln.Addr())}}})
+		connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{toB.endpoint()}})
 	}()
 	go func() {
 		defer wg.Done()
-		connectTo(t, b, crust.Contact{ID: a.ID(), Endpoints: []crust.Endpoint{{Proto: "tcp", Addr: transport.AddrPortOf(toA.ln.Addr())}}})
+		connectTo(t, b, crust.Contact{ID: a.ID(), Endpoints: []crust.Endpoint{toA.endpoint()}})
 	}()
 	wg.Wait()
 	a.waitConnected(b.ID(), 1)

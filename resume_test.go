@@ -58,38 +58,11 @@ func TestResumeAfterCut(t *testing.T) {
 	acfg.Protocols = []string{"tcp"}
 	acfg.SendBlocks = true
 	a := newNode(t, acfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 
-	sent := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 8)
-		var waiting time.Time // since when Send has said not connected
-		for i := uint64(0); i < count; {
-			binary.BigEndian.PutUint64(buf, i)
-			err := a.Send(b.ID(), buf)
-			switch {
-			case err == nil:
-				i++
-				waiting = time.Time{}
-			case errors.Is(err, crust.ErrNotConnected):
-				// Between the loss and the reconnect: try again until the session is back.
-				if waiting.IsZero() {
-					waiting = time.Now()
-				} else if time.Since(waiting) > 10*time.Second {
-					sent <- errors.New("not connected again within 10 s")
-					return
-				}
-				time.Sleep(time.Millisecond)
-				continue
-			default:
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := sendNumbered(a, b.ID(), count)
 	<-cutAt
 	proxy.cut()
 	a.waitLost(b.ID(), 1, 10*time.Second)
@@ -132,6 +105,40 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 }
 
+// sendNumbered sends count 8-byte messages, numbered from 0, from one node to
+// another in a goroutine of its own, and reports on the channel nil once Send has
+// accepted them all, or the error that stopped it. Between a loss and the reconnect,
+// while Send says not connected, it tries again until the session is back, for up
+// to 10 s.
+func sendNumbered(from *testNode, to crust.NodeID, count uint64) <-chan error {
+	sent := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 8)
+		var waiting time.Time // since when Send has said not connected
+		for i := uint64(0); i < count; {
+			binary.BigEndian.PutUint64(buf, i)
+			switch err := from.Send(to, buf); {
+			case err == nil:
+				i++
+				waiting = time.Time{}
+			case errors.Is(err, crust.ErrNotConnected):
+				if waiting.IsZero() {
+					waiting = time.Now()
+				} else if time.Since(waiting) > 10*time.Second {
+					sent <- errors.New("not connected again within 10 s")
+					return
+				}
+				time.Sleep(time.Millisecond) // polling until the session is back
+			default:
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	return sent
+}
+
 // cutStream records what a receiving node's OnMessage (note) sees of a numbered
 // stream, and closes cutAt once count/3 have arrived: when the test cuts.
 type cutStream struct {
@@ -172,35 +179,11 @@ func TestResumeReceiverRestarted(t *testing.T) {
 	acfg.Protocols = []string{"tcp"}
 	acfg.SendBlocks = true
 	a := newNode(t, acfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 
-	sent := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 8)
-		var waiting time.Time
-		for i := uint64(0); i < count; {
-			binary.BigEndian.PutUint64(buf, i)
-			switch err := a.Send(b.ID(), buf); {
-			case err == nil:
-				i++
-				waiting = time.Time{}
-			case errors.Is(err, crust.ErrNotConnected):
-				if waiting.IsZero() {
-					waiting = time.Now()
-				} else if time.Since(waiting) > 10*time.Second {
-					sent <- errors.New("not connected again within 10 s")
-					return
-				}
-				time.Sleep(time.Millisecond) // polling until the session is back
-			default:
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
+	sent := sendNumbered(a, b.ID(), count)
 	<-first.cutAt
 	proxy.cut()
 	b.Close() // the restart: what it knew of A's stream is gone
@@ -284,18 +267,7 @@ func TestResumeHeldGivenBackOnClose(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Protocols = []string{"tcp"}
 	cfg.ShutdownGrace = 50 * time.Millisecond
-	b := newNode(t, cfg, nil)
-	a := newNode(t, cfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
-	b.waitConnected(a.ID(), 1)
-	proxy.blackhole()
-	const n = 10
-	for i := range n {
-		if err := a.Send(b.ID(), []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := sendIntoBlackhole(t, cfg)
 	a.waitLost(b.ID(), 1, 10*time.Second) // by the keepalive timeout: the messages are held
 	a.mu.Lock()
 	early := slices.ContainsFunc(a.order, func(ev crust.Event) bool { _, ok := ev.(crust.Undelivered); return ok })
@@ -304,15 +276,7 @@ func TestResumeHeldGivenBackOnClose(t *testing.T) {
 		t.Fatalf("messages given back while reconnecting")
 	}
 	a.Close()
-	var back []byte
-	for _, ev := range a.events() {
-		if u, ok := ev.(crust.Undelivered); ok {
-			for _, m := range append(u.Unacknowledged, u.Unsent...) {
-				back = append(back, m...)
-			}
-		}
-	}
-	if want := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !bytes.Equal(back, want) {
+	if back, want := givenBack(a), []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !bytes.Equal(back, want) {
 		t.Fatalf("given back on Close: %v, want %v", back, want)
 	}
 }
@@ -325,10 +289,22 @@ func TestCloseGivesBackWhenPeerSilent(t *testing.T) {
 	cfg.Protocols = []string{"tcp"}
 	cfg.PeerTimeout = time.Minute // the peer is not lost before Close
 	cfg.ShutdownGrace = 50 * time.Millisecond
-	b := newNode(t, cfg, nil)
-	a := newNode(t, cfg, nil)
-	proxy := newBlackholeProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint(t)}})
+	a, _ := sendIntoBlackhole(t, cfg)
+	a.Close()
+	if back, want := givenBack(a), []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !bytes.Equal(back, want) {
+		t.Fatalf("given back on Close: %v, want %v", back, want)
+	}
+}
+
+// sendIntoBlackhole starts b and a on cfg, connects a to b through a proxy and
+// black-holes it, then has a send b ten one-byte messages, 0 to 9, which b never
+// gets.
+func sendIntoBlackhole(t *testing.T, cfg crust.Config) (a, b *testNode) {
+	t.Helper()
+	b = newNode(t, cfg, nil)
+	a = newNode(t, cfg, nil)
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
 	b.waitConnected(a.ID(), 1)
 	proxy.blackhole()
 	for i := range 10 {
@@ -336,16 +312,18 @@ func TestCloseGivesBackWhenPeerSilent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.Close()
+	return a, b
+}
+
+// givenBack joins, in order, the messages n gave back in its Undelivered events.
+func givenBack(n *testNode) []byte {
 	var back []byte
-	for _, ev := range a.events() {
+	for _, ev := range n.events() {
 		if u, ok := ev.(crust.Undelivered); ok {
 			for _, m := range append(u.Unacknowledged, u.Unsent...) {
 				back = append(back, m...)
 			}
 		}
 	}
-	if want := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !bytes.Equal(back, want) {
-		t.Fatalf("given back on Close: %v, want %v", back, want)
-	}
+	return back
 }
