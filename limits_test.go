@@ -150,6 +150,8 @@ func TestPeerMessageRate(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
 		t.Fatalf("received %d of %d", next, count)
 	}
 	elapsed := time.Since(start)
