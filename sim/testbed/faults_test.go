@@ -168,6 +168,24 @@ func sendAndReceive(t *testing.T, from, to *node, toEvents *eventLog, text strin
 	toEvents.wait(fmt.Sprintf("message %q", text), 0, timeout, messageFrom(from.id, text))
 }
 
+// lostByTimeout waits for who's PeerLost of peer (at index from or later) after a
+// fault at since, and checks that it came by the keepalive timeout: nothing heard for
+// PeerTimeout, the last frame up to a keepalive before the fault, the check running
+// every keepalive.
+func lostByTimeout(t *testing.T, who string, l *eventLog, from int, peer, fault string, since time.Time) (seenEvent, int) {
+	t.Helper()
+	ev, i := l.wait(who+"'s lost", from, faultPeerTimeout+5*time.Second, lostOf(peer))
+	took := ev.at.Sub(since)
+	t.Logf("%s lost the peer %v after %s: %q", who, took.Round(time.Millisecond), fault, ev.Reason)
+	if took < faultPeerTimeout-faultKeepalive || took > faultPeerTimeout+2*faultKeepalive+time.Second {
+		t.Errorf("%s lost the peer %v after %s, want PeerTimeout %v (± a keepalive)", who, took, fault, faultPeerTimeout)
+	}
+	if !strings.HasPrefix(ev.Reason, "connection failed: timeout") {
+		t.Errorf("%s's lost reason %q, want a timeout", who, ev.Reason)
+	}
+	return ev, i
+}
+
 // reconnectLine matches the library's log line for a redial that starts.
 func reconnectLine(peer string) *regexp.Regexp {
 	return regexp.MustCompile(`msg=reconnecting peer=` + regexp.QuoteMeta(peer[:8]))
@@ -214,23 +232,8 @@ func TestPartitionHeal(t *testing.T) {
 		t.Fatalf("sending into the partition (before the loss is known): %v", err)
 	}
 
-	lostA, iLostA := evA.wait("A's lost", fromA, faultPeerTimeout+5*time.Second, lostOf(b.id))
-	lostB, iLostB := evB.wait("B's lost", fromB, faultPeerTimeout+5*time.Second, lostOf(a.id))
-	for _, l := range []struct {
-		who string
-		ev  seenEvent
-	}{{"A", lostA}, {"B", lostB}} {
-		took := l.ev.at.Sub(cut)
-		t.Logf("%s lost the peer %v after the cut: %q", l.who, took.Round(time.Millisecond), l.ev.Reason)
-		// Nothing heard for PeerTimeout: the last frame came up to a keepalive
-		// before the cut, the check runs every keepalive.
-		if took < faultPeerTimeout-faultKeepalive || took > faultPeerTimeout+2*faultKeepalive+time.Second {
-			t.Errorf("%s lost the peer %v after the cut, want PeerTimeout %v (± a keepalive)", l.who, took, faultPeerTimeout)
-		}
-		if !strings.HasPrefix(l.ev.Reason, "connection failed: timeout") {
-			t.Errorf("%s's lost reason %q, want a timeout", l.who, l.ev.Reason)
-		}
-	}
+	_, iLostA := lostByTimeout(t, "A", evA, fromA, b.id, "the cut", cut)
+	_, iLostB := lostByTimeout(t, "B", evB, fromB, a.id, "the cut", cut)
 	if _, err := a.proc.WaitForMatch(reconnectLine(b.id), 2*time.Second); err != nil {
 		t.Fatalf("A does not reconnect: %v", err)
 	}
@@ -368,21 +371,8 @@ func natFlushUnderPunch(t *testing.T, protocols string) {
 		t.Fatal(err)
 	}
 	flushed := time.Now()
-	lostA, iLostA := evA.wait("A's lost", fromA, faultPeerTimeout+5*time.Second, lostOf(p.b.id))
-	lostB, iLostB := evB.wait("B's lost", fromB, faultPeerTimeout+5*time.Second, lostOf(p.a.id))
-	for _, l := range []struct {
-		who string
-		ev  seenEvent
-	}{{"A", lostA}, {"B", lostB}} {
-		took := l.ev.at.Sub(flushed)
-		t.Logf("%s lost the peer %v after the flush: %q", l.who, took.Round(time.Millisecond), l.ev.Reason)
-		if took < faultPeerTimeout-faultKeepalive || took > faultPeerTimeout+2*faultKeepalive+time.Second {
-			t.Errorf("%s lost the peer %v after the flush, want PeerTimeout %v (± a keepalive)", l.who, took, faultPeerTimeout)
-		}
-		if !strings.HasPrefix(l.ev.Reason, "connection failed: timeout") {
-			t.Errorf("%s's lost reason %q, want a timeout", l.who, l.ev.Reason)
-		}
-	}
+	lostA, iLostA := lostByTimeout(t, "A", evA, fromA, p.b.id, "the flush", flushed)
+	lostB, iLostB := lostByTimeout(t, "B", evB, fromB, p.a.id, "the flush", flushed)
 	for _, d := range []struct {
 		who  string
 		n    *node
