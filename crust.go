@@ -500,6 +500,11 @@ func (s *Service) Peers() []PeerInfo { return s.node.Peers() }
 // counts, in Peers, go with it; these only grow.
 func (s *Service) Traffic() Traffic { return s.node.Traffic() }
 
+// Delivery counts what Send's promise did since the node started: sessions that
+// resumed a stream after a fault and the messages they resent, and the messages
+// given back in Undelivered events.
+func (s *Service) Delivery() Delivery { return s.node.Delivery() }
+
 // PolicyLists are a node's whitelist and blacklists at one moment (Service.Policy).
 type PolicyLists = actors.PolicyLists
 

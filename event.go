@@ -40,6 +40,10 @@ type PeerInfo = actors.PeerInfo
 // Traffic counts messages and their payload bytes, each way; see Service.Traffic.
 type Traffic = actors.Traffic
 
+// Delivery counts resumed streams, resent messages and messages given back; see
+// Service.Delivery.
+type Delivery = actors.Delivery
+
 // StepResult says how one step of the connection ladder went: skipped (and why),
 // failed (and why), or connected.
 type StepResult = actors.StepResult

@@ -103,6 +103,9 @@ func TestResumeAfterCut(t *testing.T) {
 	if len(lost) != 1 || !lost[0].Reconnecting {
 		t.Fatalf("A's PeerLost events %+v, want one, reconnecting", lost)
 	}
+	if d := a.Delivery(); d.Resumed != 1 || d.Resent == 0 || d.Unacknowledged+d.Unsent != 0 {
+		t.Fatalf("A's Delivery %+v, want 1 resumed, some resent, none given back", d)
+	}
 }
 
 // sendNumbered sends count 8-byte messages, numbered from 0, from one node to
@@ -240,6 +243,9 @@ func TestResumeReceiverRestarted(t *testing.T) {
 		return fmt.Sprintf("B2 received %d messages, the last %v", len(after), after[max(len(after)-1, 0):])
 	})
 	t.Logf("delivered %d before the restart, given back %d, delivered %d after it", len(before), len(back), len(after))
+	if d := a.Delivery(); d.Resumed != 0 || d.Unacknowledged+d.Unsent != uint64(len(back)) {
+		t.Fatalf("A's Delivery %+v, want none resumed and the %d given back", d, len(back))
+	}
 	contiguous := func(what string, s []uint64) {
 		for i := range s {
 			if s[i] != s[0]+uint64(i) {

@@ -210,6 +210,8 @@ type node struct {
 	open atomic.Int64
 	// resumes is what our Hellos say about resuming streams after a fault (resume.go).
 	resumes resumeStore
+	// delivery counts resumes and what Undelivered gave back.
+	delivery deliveryCounters
 	// sources rations inbound connection attempts per IP address.
 	sources sourceLimits
 	// natPID is the NAT actor; nat is what it knows, published for readers.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crust-p2p/crust/transport/identity"
@@ -27,6 +28,28 @@ import (
 //
 // Both ends decide from the two Hellos alone, so they agree on where the stream
 // stands without another round trip.
+
+// Delivery counts what Send's promise did since the node started.
+type Delivery struct {
+	// Resumed counts the sessions that went on with a stream a fault had
+	// interrupted, and Resent the held messages they wrote again.
+	Resumed, Resent uint64
+	// Unacknowledged and Unsent count the messages given back in Undelivered events,
+	// by kind.
+	Unacknowledged, Unsent uint64
+}
+
+// deliveryCounters are the node's Delivery, counted as it goes.
+type deliveryCounters struct {
+	resumed, resent, unacked, unsent atomic.Uint64
+}
+
+// Delivery returns what Send's promise did since the node started: streams resumed
+// after a fault, messages resent, and messages given back in Undelivered.
+func (nd *Node) Delivery() Delivery {
+	d := &nd.n.delivery
+	return Delivery{Resumed: d.resumed.Load(), Resent: d.resent.Load(), Unacknowledged: d.unacked.Load(), Unsent: d.unsent.Load()}
+}
 
 // heldMsg is one of our messages whose fate a fault left open: its number in the
 // stream, a copy of its payload, and whether it was ever written.
@@ -180,6 +203,8 @@ func (p *peer) startStreams(cs *connState) {
 			held := len(st.unconfirmed)
 			var resent int
 			resent, st.unconfirmed = p.queue.resend(st.unconfirmed, pl.outFrom)
+			p.n.delivery.resumed.Add(1)
+			p.n.delivery.resent.Add(uint64(resent))
 			p.n.log.Info("resumed after the fault", "peer", p.id.Short(), "stream_at", pl.outFrom, "held", held, "resent", resent)
 			if n := len(st.unconfirmed); n > 0 {
 				p.n.log.Warn("resuming: held messages do not follow on from what the peer has; giving them back", "peer", p.id.Short(), "from", pl.outFrom, "count", n)
@@ -265,6 +290,8 @@ func (p *peer) emitUndelivered() {
 		}
 	}
 	st.unconfirmed = nil
+	p.n.delivery.unacked.Add(uint64(len(u.Unacknowledged)))
+	p.n.delivery.unsent.Add(uint64(len(u.Unsent)))
 	p.n.emit.Control(u)
 	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(u.Unacknowledged), "unsent", len(u.Unsent))
 }
@@ -292,6 +319,7 @@ func (p *peer) giveBackAtStop() {
 // giveBack reports unacknowledged messages of a connection cut off from a session
 // that is over, in an Undelivered of their own.
 func (p *peer) giveBack(msgs [][]byte) {
+	p.n.delivery.unacked.Add(uint64(len(msgs)))
 	p.n.emit.Control(Undelivered{ID: p.id, Unacknowledged: msgs})
 	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(msgs), "unsent", 0)
 }

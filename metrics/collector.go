@@ -19,6 +19,8 @@ type Source interface {
 	LadderStats() map[string]crust.StepCount
 	// Refused counts refusals by reason.
 	Refused() map[string]uint64
+	// Delivery counts resumed streams, resent messages and messages given back.
+	Delivery() crust.Delivery
 }
 
 var _ Source = (*crust.Service)(nil)
@@ -54,6 +56,12 @@ var (
 		"Messages received (in) and sent (out) since the node started.", []string{"direction"}, nil)
 	refusedDesc = prometheus.NewDesc("crust_refused_total",
 		"Connections, messages and requests refused or held back, by reason.", []string{"reason"}, nil)
+	resumedDesc = prometheus.NewDesc("crust_resumed_sessions_total",
+		"Sessions that went on with a stream of messages a fault had interrupted.", nil, nil)
+	resentDesc = prometheus.NewDesc("crust_resent_messages_total",
+		"Messages held through a fault and written again when the stream resumed.", nil, nil)
+	undeliveredDesc = prometheus.NewDesc("crust_undelivered_messages_total",
+		"Messages given back to the application in Undelivered events, by kind (unacknowledged: written, maybe arrived; unsent).", []string{"kind"}, nil)
 )
 
 // Collector is a prometheus.Collector of one crust node's metrics (the package
@@ -96,7 +104,7 @@ func isPunch(kind string) bool { return slices.Contains(punchKinds, kind) }
 
 // Describe sends the descriptions of every metric of the Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{connectionsDesc, attemptsDesc, successesDesc, bytesDesc, messagesDesc, refusedDesc} {
+	for _, d := range []*prometheus.Desc{connectionsDesc, attemptsDesc, successesDesc, bytesDesc, messagesDesc, refusedDesc, resumedDesc, resentDesc, undeliveredDesc} {
 		ch <- d
 	}
 	c.punch.Describe(ch)
@@ -150,6 +158,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range sortedKeys(refused) {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(refused[r]), r)
 	}
+
+	d := c.src.Delivery()
+	ch <- prometheus.MustNewConstMetric(resumedDesc, prometheus.CounterValue, float64(d.Resumed))
+	ch <- prometheus.MustNewConstMetric(resentDesc, prometheus.CounterValue, float64(d.Resent))
+	ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.CounterValue, float64(d.Unacknowledged), "unacknowledged")
+	ch <- prometheus.MustNewConstMetric(undeliveredDesc, prometheus.CounterValue, float64(d.Unsent), "unsent")
 
 	c.punch.Collect(ch)
 }

@@ -21,6 +21,7 @@ type fakeSource struct {
 	traffic crust.Traffic
 	ladder  map[string]crust.StepCount
 	refused map[string]uint64
+	deliv   crust.Delivery
 }
 
 func (f *fakeSource) Peers() []crust.PeerInfo {
@@ -45,6 +46,12 @@ func (f *fakeSource) Refused() map[string]uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.refused
+}
+
+func (f *fakeSource) Delivery() crust.Delivery {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deliv
 }
 
 func (f *fakeSource) set(peers ...crust.PeerInfo) {
@@ -255,5 +262,25 @@ func TestCollectorConsistent(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// The delivery counters are the Source's Delivery as it is.
+func TestDeliveryFromSource(t *testing.T) {
+	src := &fakeSource{deliv: crust.Delivery{Resumed: 2, Resent: 4076, Unacknowledged: 13, Unsent: 7}}
+	want := `
+# HELP crust_resumed_sessions_total Sessions that went on with a stream of messages a fault had interrupted.
+# TYPE crust_resumed_sessions_total counter
+crust_resumed_sessions_total 2
+# HELP crust_resent_messages_total Messages held through a fault and written again when the stream resumed.
+# TYPE crust_resent_messages_total counter
+crust_resent_messages_total 4076
+# HELP crust_undelivered_messages_total Messages given back to the application in Undelivered events, by kind (unacknowledged: written, maybe arrived; unsent).
+# TYPE crust_undelivered_messages_total counter
+crust_undelivered_messages_total{kind="unacknowledged"} 13
+crust_undelivered_messages_total{kind="unsent"} 7
+`
+	if err := testutil.CollectAndCompare(metrics.New(src), strings.NewReader(want), "crust_resumed_sessions_total", "crust_resent_messages_total", "crust_undelivered_messages_total"); err != nil {
+		t.Fatal(err)
 	}
 }

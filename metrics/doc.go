@@ -2,7 +2,7 @@
 //
 // A Collector reads a crust.Service when Prometheus scrapes, so the data path does
 // no work for it: the counters are the ones crust keeps anyway (Service.Peers,
-// Traffic, LadderStats, Refused). Only the punch durations come from events: the
+// Traffic, LadderStats, Refused, Delivery). Only the punch durations come from events: the
 // application passes each event it reads from Service.Events to Observe.
 //
 // Metrics:
@@ -16,6 +16,10 @@
 //	crust_messages_total{direction}      messages, "in" and "out", since the node
 //	                                     started
 //	crust_refused_total{reason}          connections, messages and requests refused
+//	crust_resumed_sessions_total         sessions that resumed a stream after a fault
+//	crust_resent_messages_total          held messages written again on a resume
+//	crust_undelivered_messages_total{kind} messages given back in Undelivered,
+//	                                     "unacknowledged" and "unsent"
 //	crust_punch_seconds{kind}            histogram: how long the winning hole-punch
 //	                                     step ran, at the node that climbed the ladder
 //
