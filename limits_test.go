@@ -116,47 +116,9 @@ func TestSourceRate(t *testing.T) {
 func TestPeerMessageRate(t *testing.T) {
 	checkLeaks(t)
 	const count, rate = 3000, 1000
-	var (
-		mu   sync.Mutex
-		next uint64
-		bad  int
-		done = make(chan struct{})
-	)
 	cfg := fastConfig()
 	cfg.Limits.PeerMessageRate = rate
-	cfg.OnMessage = func(m crust.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		if binary.BigEndian.Uint64(m.Data) != next {
-			bad++
-		}
-		if next++; next == count {
-			close(done)
-		}
-	}
-	rx := newNode(t, cfg, nil)
-	scfg := fastConfig()
-	scfg.SendBlocks = true
-	tx := newNode(t, scfg, nil)
-	connect(t, tx, rx)
-	start := time.Now()
-	buf := make([]byte, 8)
-	for i := range uint64(count) {
-		binary.BigEndian.PutUint64(buf, i)
-		if err := tx.Send(rx.ID(), buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("received %d of %d", next, count)
-	}
-	elapsed := time.Since(start)
-	mu.Lock()
-	defer mu.Unlock()
+	rx, elapsed, bad := streamIntoLimit(t, cfg, true, count, 8)
 	if bad != 0 {
 		t.Errorf("%d messages out of order", bad)
 	}
@@ -182,24 +144,50 @@ func TestPeerByteRate(t *testing.T) {
 		size  = 64 << 10
 		count = 384 // 24 MiB: the burst and two seconds' worth
 	)
+	cfg := fastConfig()
+	cfg.Limits.PeerByteRate = rate
+	rx, elapsed, bad := streamIntoLimit(t, cfg, false, count, size)
+	t.Logf("%d MiB at a limit of %d MiB/s after a %d MiB burst: %v, %d pauses", count*size>>20, rate>>20, burst>>20, elapsed.Round(time.Millisecond), rx.Refused()["peer-rate"])
+	if bad != 0 {
+		t.Errorf("%d messages out of order or cut", bad)
+	}
+	if rx.Refused()["peer-rate"] == 0 {
+		t.Error("no peer-rate pause counted")
+	}
+	// The reader charges a run (up to 1 MiB of messages) when it ends, so the last
+	// run comes without its pause: 1.73 s at the least.
+	if min := time.Duration(count*size-burst-(1<<20)-size) * time.Second / rate * 9 / 10; elapsed < min {
+		t.Errorf("%d MiB took %v at a limit of %d MiB/s: want at least %v", count*size>>20, elapsed, rate>>20, min)
+	}
+}
+
+// streamIntoLimit starts a receiver with cfg (its OnMessage handler if handler, else
+// Events) and a blocking sender, sends count numbered messages of size bytes, and
+// returns the receiver, how long they took to arrive, and how many came out of order
+// or cut.
+func streamIntoLimit(t *testing.T, cfg crust.Config, handler bool, count, size int) (rx *testNode, elapsed time.Duration, bad int) {
+	t.Helper()
 	var (
 		mu   sync.Mutex
 		next uint64
-		bad  int
 		done = make(chan struct{})
 	)
-	cfg := fastConfig()
-	cfg.Limits.PeerByteRate = rate
-	rx := newNode(t, cfg, func(m crust.Message) { // as Events
+	check := func(m crust.Message) {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(m.Data) != size || binary.BigEndian.Uint64(m.Data) != next {
 			bad++
 		}
-		if next++; next == count {
+		if next++; next == uint64(count) {
 			close(done)
 		}
-	})
+	}
+	if handler {
+		cfg.OnMessage = check
+		rx = newNode(t, cfg, nil)
+	} else {
+		rx = newNode(t, cfg, check)
+	}
 	scfg := fastConfig()
 	scfg.SendBlocks = true
 	tx := newNode(t, scfg, nil)
@@ -219,21 +207,10 @@ func TestPeerByteRate(t *testing.T) {
 		defer mu.Unlock()
 		t.Fatalf("received %d of %d", next, count)
 	}
-	elapsed := time.Since(start)
+	elapsed = time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d MiB at a limit of %d MiB/s after a %d MiB burst: %v, %d pauses", count*size>>20, rate>>20, burst>>20, elapsed.Round(time.Millisecond), rx.Refused()["peer-rate"])
-	if bad != 0 {
-		t.Errorf("%d messages out of order or cut", bad)
-	}
-	if rx.Refused()["peer-rate"] == 0 {
-		t.Error("no peer-rate pause counted")
-	}
-	// The reader charges a run (up to 1 MiB of messages) when it ends, so the last
-	// run comes without its pause: 1.73 s at the least.
-	if min := time.Duration(count*size-burst-(1<<20)-size) * time.Second / rate * 9 / 10; elapsed < min {
-		t.Errorf("%d MiB took %v at a limit of %d MiB/s: want at least %v", count*size>>20, elapsed, rate>>20, min)
-	}
+	return rx, elapsed, bad
 }
 
 // One peer sends as fast as it can while another sends 100 messages a second: with
