@@ -140,6 +140,13 @@ func DecodeEnvelope(b []byte) (Message, error) {
 	case TypeRelay:
 		var r Relay
 		err = dec.Decode(&r)
+		// Empty is absent (omitempty), so that a Relay decodes as it re-encodes.
+		if len(r.From) == 0 {
+			r.From = nil
+		}
+		if len(r.Body) == 0 {
+			r.Body = nil
+		}
 		if err == nil && len(r.Body) > MaxRelayBody {
 			err = fmt.Errorf("relay body of %d bytes, at most %d", len(r.Body), MaxRelayBody)
 		}
