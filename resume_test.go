@@ -54,14 +54,7 @@ func TestResumeAfterCut(t *testing.T) {
 		}
 	}
 	b := newNode(t, bcfg, nil)
-	acfg := fastConfig()
-	acfg.Protocols = []string{"tcp"}
-	acfg.SendBlocks = true
-	a := newNode(t, acfg, nil)
-	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
-	b.waitConnected(a.ID(), 1)
-
+	a, proxy := senderViaProxy(t, b)
 	sent := sendNumbered(a, b.ID(), count)
 	<-cutAt
 	proxy.cut()
@@ -142,6 +135,20 @@ func sendNumbered(from *testNode, to crust.NodeID, count uint64) <-chan error {
 	return sent
 }
 
+// senderViaProxy starts a TCP-only node whose Send waits for room and connects it to b
+// through a proxy, which a test can cut.
+func senderViaProxy(t *testing.T, b *testNode) (*testNode, *tcpProxy) {
+	t.Helper()
+	cfg := fastConfig()
+	cfg.Protocols = []string{"tcp"}
+	cfg.SendBlocks = true
+	a := newNode(t, cfg, nil)
+	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
+	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
+	b.waitConnected(a.ID(), 1)
+	return a, proxy
+}
+
 // cutStream records what a receiving node's OnMessage (note) sees of a numbered
 // stream, and closes cutAt once count/3 have arrived: when the test cuts.
 type cutStream struct {
@@ -178,14 +185,7 @@ func TestResumeReceiverRestarted(t *testing.T) {
 	bcfg.ShutdownGrace = 50 * time.Millisecond
 	bcfg.OnMessage = first.note
 	b := newNode(t, bcfg, nil)
-	acfg := fastConfig()
-	acfg.Protocols = []string{"tcp"}
-	acfg.SendBlocks = true
-	a := newNode(t, acfg, nil)
-	proxy := newProxy(t, b.Endpoints()[0].Addr.String())
-	connectTo(t, a, crust.Contact{ID: b.ID(), Endpoints: []crust.Endpoint{proxy.endpoint()}})
-	b.waitConnected(a.ID(), 1)
-
+	a, proxy := senderViaProxy(t, b)
 	sent := sendNumbered(a, b.ID(), count)
 	<-first.cutAt
 	proxy.cut()

@@ -149,7 +149,7 @@ type streamPlan struct {
 	out, outFrom uint64 // our stream, and the number of its first message in the session
 	outResumed   bool   // the peer's count goes on from outFrom: resend what we hold from there
 	in, inFrom   uint64 // the peer's stream, and how many of it we delivered before
-	inResumed    bool   // our count goes on from inFrom
+	inResumed    bool   // our count goes on from inFrom (what the smaller node tells)
 }
 
 // planFromHellos is the plan the Hellos of one connection make: the smaller node's,
@@ -172,7 +172,7 @@ func planFromHellos(ours, theirs *wire.Hello) streamPlan {
 // planFromActivate is the smaller node's plan, as its Activate tells it, from our
 // side.
 func planFromActivate(s *wire.Streams) streamPlan {
-	return streamPlan{out: s.Yours, outFrom: s.YoursFrom, outResumed: s.YoursResumed, in: s.Mine, inFrom: s.MineFrom, inResumed: s.MineFrom > 0}
+	return streamPlan{out: s.Yours, outFrom: s.YoursFrom, outResumed: s.YoursResumed, in: s.Mine, inFrom: s.MineFrom}
 }
 
 // startStreams sets up a new session's streams and resumes our held messages if the
@@ -290,6 +290,11 @@ func (p *peer) emitUndelivered() {
 		}
 	}
 	st.unconfirmed = nil
+	p.report(u)
+}
+
+// report emits u, counts it and logs its size.
+func (p *peer) report(u Undelivered) {
 	p.n.delivery.unacked.Add(uint64(len(u.Unacknowledged)))
 	p.n.delivery.unsent.Add(uint64(len(u.Unsent)))
 	p.n.emit.Control(u)
@@ -297,9 +302,10 @@ func (p *peer) emitUndelivered() {
 }
 
 // giveBackAtStop reports, as the node stops, what the connections still open wrote
-// and the peer did not acknowledge, with what was queued or held: nothing is dropped
-// without a word, even when the peer did not answer Goodbye within the grace. It
-// waits up to a second for the writers, which stop at once, to be through.
+// and the peer did not acknowledge, with what was queued (stop has released what was
+// held): nothing is dropped without a word, even when the peer did not answer
+// Goodbye within the grace. It waits up to a second for the writers, which stop at
+// once, to be through.
 func (p *peer) giveBackAtStop() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -312,17 +318,12 @@ func (p *peer) giveBackAtStop() {
 			p.unconfirmedRun(first, lost, false)
 		}
 	}
-	p.streams.held = false
 	p.emitUndelivered()
 }
 
 // giveBack reports unacknowledged messages of a connection cut off from a session
 // that is over, in an Undelivered of their own.
-func (p *peer) giveBack(msgs [][]byte) {
-	p.n.delivery.unacked.Add(uint64(len(msgs)))
-	p.n.emit.Control(Undelivered{ID: p.id, Unacknowledged: msgs})
-	p.n.log.Info("messages not delivered", "peer", p.id.Short(), "unacknowledged", len(msgs), "unsent", 0)
-}
+func (p *peer) giveBack(msgs [][]byte) { p.report(Undelivered{ID: p.id, Unacknowledged: msgs}) }
 
 // byPos orders held messages by their number in the stream.
 func byPos(a, b heldMsg) int { return cmp.Compare(a.pos, b.pos) }
